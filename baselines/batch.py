@@ -7,7 +7,7 @@ gradient before the update. Padded positions must hold finite values (0 is fine)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 from torch import Tensor
 
@@ -39,3 +39,9 @@ class LossBatch:
             value = getattr(self, name)
             if value is not None and value.shape != shape:
                 raise ValueError(f"LossBatch.{name} has shape {tuple(value.shape)}, expected {tuple(shape)}")
+
+    def to(self, device) -> LossBatch:
+        """The same batch with every tensor on `device` (a no-op for tensors already there)."""
+        moved = {f.name: getattr(self, f.name).to(device) for f in fields(self)
+                 if isinstance(getattr(self, f.name), Tensor)}  # fmt: skip
+        return replace(self, **moved)

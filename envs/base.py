@@ -125,6 +125,27 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 # the two abstract classes
 
 
+def compact_prompt(
+    instruction: str, history: Sequence[Turn], observation: str, admissible: Sequence[str], step: int
+) -> str:
+    """The `prompt_style: compact` prompt (a named deviation for the CPU mini profile, docs/protocol_parity.md).
+
+    Same information as verl-agent's step-independent template (task, the last H turns, the current observation,
+    the admissible actions, the answer format) without its boilerplate sentences, and with past turns shown as
+    their actions only (their observations are what made the prompts long). `history` is already cut to H turns.
+    """
+    lines = [f"Task: {instruction}"]
+    if history:
+        first = step - len(history) + 1
+        lines.append(
+            "Previous actions: " + "; ".join(f"{first + i}. {t.action}" for i, t in enumerate(history))
+        )
+    lines.append(f"Step {step + 1}. Observation: {observation}")
+    lines.append("Admissible actions: " + " | ".join(admissible))
+    lines.append("Answer with <think>...</think><action>one admissible action</action>.")
+    return "\n".join(lines)
+
+
 class Env(abc.ABC):
     """One episode at a time. Deterministic given the task id: G copies reset on the same task share the
     same initial state."""

@@ -29,7 +29,8 @@ def evaluate_cell(cfg, model_dir: Path, out: Path) -> dict:
     panel = suite.panel("eval")
     task_ids = list(panel.task_ids[: cfg.eval.episodes or None])
     tokenizer = load_tokenizer(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    device = "cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu"
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device).eval()
     policy = make_policy(cfg.train.backend, model, tokenizer, cfg.train)
     prefix = None
     if method.eval_skills:

@@ -12,6 +12,7 @@ config/profiles/*.yaml), listed in docs/protocol_parity.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -79,6 +80,8 @@ class TrainConfig:
     """Release vLLM's weights and KV cache between generations (TRL's vllm_enable_sleep_mode)."""
     threads: int = 0
     """torch CPU threads (0 = leave torch's default)."""
+    device: Literal["auto", "cpu"] = "auto"
+    """`auto`: accelerate's device (the process's GPU when there is one, else the CPU); `cpu` forces the CPU."""
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -104,6 +107,7 @@ def save_checkpoint(
                 "torch": torch.get_rng_state(),
                 "numpy": np.random.get_state(),
                 "python": random.getstate(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             },
         },
         tmp / "state.pt",
@@ -172,6 +176,8 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
 
     Resumes from `run_dir/checkpoint` when present. Returns the last metrics record.
     """
+    from accelerate import Accelerator
+    from accelerate.utils import gather_object
     from transformers import AutoModelForCausalLM
 
     from envs.registry import make_suite
@@ -192,6 +198,10 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
         )
     if tc.threads:
         torch.set_num_threads(tc.threads)
+    # one process per device (`accelerate launch` / torchrun); a plain call is one process on GPU 0 or the CPU
+    accelerator = Accelerator(cpu=tc.device == "cpu")
+    device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
+    main = accelerator.is_main_process
     run_dir = Path(run_dir)
     metrics_path = run_dir / "metrics.jsonl"
     suite = make_suite(run.env, getattr(cfg.envs, run.env), cache_dir=cfg.paths.env_cache)
@@ -199,14 +209,16 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
     tokenizer = load_tokenizer(model_dir)
     ckpt = latest_checkpoint(run_dir)
     model = AutoModelForCausalLM.from_pretrained(ckpt / "model" if ckpt else model_dir, dtype=torch.float32)
-    model.train()
+    model.to(device).train()
     ref = None
     if oc.kl_coef > 0:  # reference = the initial weights (low_var_kl to the warm start)
-        ref = (
-            AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval().requires_grad_(False)
-        )
-    policy = make_policy(tc.backend, model, tokenizer, tc)
+        ref = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        ref = ref.to(device).eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    # DDP wrapper for the gradient path (identity on one process); generation and no-grad scoring use `base`
+    model, optimizer = accelerator.prepare(model, optimizer)
+    base = accelerator.unwrap_model(model)
+    policy = make_policy(tc.backend, base, tokenizer, tc)
     warmup = max(1, int(tc.warmup_ratio * tc.steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda k: min(1.0, (k + 1) / warmup) if tc.warmup_ratio else 1.0
@@ -217,9 +229,10 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start = state["step"]
-        truncate_jsonl(metrics_path, state["metrics_lines"])
+        if main:
+            truncate_jsonl(metrics_path, state["metrics_lines"])
         log(f"resumed from {ckpt} at step {start}")
-    else:  # a fresh run never appends to stale logs
+    elif main:  # a fresh run never appends to stale logs
         metrics_path.unlink(missing_ok=True)
         (run_dir / "timings.jsonl").unlink(missing_ok=True)
     train_ids = list(suite.panel("train").task_ids)
@@ -237,23 +250,25 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
     for step in range(start, tc.steps):
         t0 = now()
         seed = step_seed(run.seed, step)
-        random.seed(seed)
-        np.random.seed(seed % (2**32))
-        torch.manual_seed(seed)
+        random.seed(seed + rank)
+        np.random.seed((seed + rank) % (2**32))
+        torch.manual_seed(seed + rank)
         record = {"step": step}
         if tc.eval_every and step % tc.eval_every == 0:
-            record.update(evaluate(step))
+            record.update(evaluate(step) if main else {})
+            accelerator.wait_for_everyone()
 
-        # ---- rollout: G episodes per task, one sample per turn
+        # ---- rollout: G episodes per task, one sample per turn; each process takes every world-th task
         tasks = list(
             np.random.default_rng(seed).choice(
                 train_ids, size=min(tc.tasks_per_step, len(train_ids)), replace=False
             )
-        )
+        )[rank::world]
         samples, episodes = rollout(policy, suite, tasks, group_size=tc.group_size, temperature=tc.rollout_temperature,
                                     top_p=tc.top_p, student_prefix=student_prefix, uid_prefix=f"{step}/")  # fmt: skip
         t_rollout = now() - t0
-        record.update({f"rollout/{k}": v for k, v in summarize(episodes, suite.columns).items()})
+        all_episodes = gather_object(episodes) if world > 1 else episodes
+        record.update({f"rollout/{k}": v for k, v in summarize(all_episodes, suite.columns).items()})
 
         # ---- advantages over all step samples of each group
         scores = torch.tensor([s.reward for s in samples])
@@ -274,7 +289,7 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
         responses = [list(samples[i].response_ids) for i in keep]
         model.eval()  # no dropout in the tiny models, but keep scoring deterministic
         old = batched_logprobs(
-            model, prompts, responses, tokenizer.pad_token_id, batch_size=tc.logprob_batch_size
+            base, prompts, responses, tokenizer.pad_token_id, batch_size=tc.logprob_batch_size
         )
         refs = (
             batched_logprobs(
@@ -286,41 +301,48 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
         teacher = None
         if method.needs_teacher:
             skill_texts = [skills.skills_for(suite.task(samples[i].task_id)) for i in keep]
-            teacher = teacher_logprobs(model, tokenizer, prompts, responses, skill_texts,
+            teacher = teacher_logprobs(base, tokenizer, prompts, responses, skill_texts,
                                        max_prompt_tokens=tc.max_prompt_tokens, batch_size=tc.logprob_batch_size)  # fmt: skip
         model.train()
         t_score = now() - t1
 
         # ---- update: one PPO epoch of mini-batches, micro-batch gradient accumulation
         t2 = now()
-        order = np.random.default_rng(seed + 1).permutation(len(keep))
+        order = np.random.default_rng(seed + 1 + rank).permutation(len(keep))
+        n_minibatches = math.ceil(len(order) / tc.minibatch_size)
+        if world > 1:  # every process must take the same number of optimizer steps (DDP all-reduces)
+            n_minibatches = max(gather_object([n_minibatches]))
         sums: dict[str, float] = {}
         n_updates, grad_norms = 0, []
         for _epoch in range(tc.ppo_epochs):
-            for mb_start in range(0, len(order), tc.minibatch_size):
-                mb = order[mb_start : mb_start + tc.minibatch_size]
+            for mb in np.array_split(order, n_minibatches) if n_minibatches else []:
                 micro = [mb[k : k + tc.micro_batch_size] for k in range(0, len(mb), tc.micro_batch_size)]
                 optimizer.zero_grad(set_to_none=True)
-                for idx in micro:
+                if not micro:  # this process ran out of samples: a zero loss keeps the all-reduce in step
+                    accelerator.backward(sum(p.sum() for p in model.parameters()) * 0.0)
+                for j, idx in enumerate(micro):
                     idx = list(idx)
                     logp, mask, ent = sequence_logprobs(model, [prompts[i] for i in idx], [responses[i] for i in idx],
                                                         tokenizer.pad_token_id, with_entropy=True)  # fmt: skip
                     T = mask.shape[1]
                     batch = LossBatch(
                         logp=logp, old_logp=pad_rows([old[i] for i in idx], T), ref_logp=pad_rows([refs[i] for i in idx], T),
-                        mask=mask, advantages=adv[[keep[i] for i in idx]].unsqueeze(-1) * mask, entropy=ent,
+                        mask=mask, advantages=adv[[keep[i] for i in idx]].to(device).unsqueeze(-1) * mask, entropy=ent,
                         teacher_logp=pad_rows([teacher[i] for i in idx], T) if teacher is not None else None, step=step,
-                    )  # fmt: skip
+                    ).to(device)  # fmt: skip
                     loss, m = total_loss(run.method, batch, oc)
                     if not torch.isfinite(loss):
                         raise NonFiniteLossError(
                             f"non-finite loss ({float(loss)}) at step {step} ({run.method}/{run.env}); "
                             f"last checkpoint left intact in {run_dir}"
                         )
-                    (loss / len(micro)).backward()
+                    # gradients are all-reduced once per mini-batch, at its last micro-batch
+                    sync = accelerator.no_sync(model) if j + 1 < len(micro) else contextlib.nullcontext()
+                    with sync:
+                        accelerator.backward(loss / len(micro))
                     for k, v in m.items():
                         sums[k] = sums.get(k, 0.0) + float(v) / len(micro)
-                gn = float(torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip))
+                gn = float(accelerator.clip_grad_norm_(model.parameters(), tc.grad_clip))
                 if not math.isfinite(gn):
                     raise NonFiniteLossError(
                         f"non-finite gradient norm at step {step}; last checkpoint left intact in {run_dir}"
@@ -331,13 +353,24 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
         scheduler.step()
         policy.sync_weights()
 
-        # ---- metrics and checkpoint
-        record.update({k: v / max(1, n_updates) for k, v in sums.items()})
+        # ---- metrics and checkpoint (the main process writes; loss metrics are averaged over processes)
+        sums = {k: v / max(1, n_updates) for k, v in sums.items()}
+        if world > 1:
+            parts = gather_object([sums])
+            sums = {k: sum(p.get(k, 0.0) for p in parts) / len(parts) for k in sorted(set().union(*parts))}
+        record.update(sums)
         record.update({f"adv/{k}": float(v) for k, v in adv_metrics.items()})
         record.update({
             "grad_norm": sum(grad_norms) / max(1, len(grad_norms)), "optimizer_steps": n_updates,
             "samples": len(keep), "tokens": sum(map(len, responses)), "lr": scheduler.get_last_lr()[0],
         })  # fmt: skip
+        if world > 1:
+            record["samples"], record["tokens"] = (
+                sum(gather_object([record[k]])) for k in ("samples", "tokens")
+            )
+        if not main:
+            accelerator.wait_for_everyone()  # the main process evaluates and saves
+            continue
         append_jsonl(metrics_path, _rounded(record))
         if step + 1 == tc.steps and tc.eval_every:  # the curve's last point, after the final update
             append_jsonl(metrics_path, _rounded({"step": tc.steps, **evaluate(tc.steps)}))
@@ -355,7 +388,7 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
             save_checkpoint(
                 run_dir / "checkpoint",
                 step=step + 1,
-                model=model,
+                model=base,
                 tokenizer=tokenizer,
                 optimizer=optimizer,
                 scheduler=scheduler,
@@ -363,6 +396,7 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
             )
         log(f"step {step + 1}/{tc.steps} success={record['rollout/success_rate']:.3f} "
             f"eval={record.get('eval/success_rate', float('nan')):.3f} {timing['step_s']:.1f}s")  # fmt: skip
+        accelerator.wait_for_everyone()
     return record
 
 

@@ -27,6 +27,9 @@ class AlfworldConfig:
     """Episode step limit (ALFWorld's max_nb_steps_per_episode)."""
     history_length: int = 2
     """Past (observation, action) pairs shown in the prompt."""
+    prompt_style: Literal["verl_agent", "compact"] = "verl_agent"
+    """Prompt template: verl-agent's (official) or `compact` (envs.base.compact_prompt: the same fields without
+    the boilerplate, past turns as their actions only; 2-3x fewer tokens, for the CPU mini profile)."""
     invalid_penalty: float = 0.1
     """Penalty coefficient on format-invalid actions (verl-agent invalid_action_penalty_coef)."""
     eval_panel_size: int = 128

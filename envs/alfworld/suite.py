@@ -46,6 +46,7 @@ from envs.base import (
     TaskPanel,
     Turn,
     atomic_write_text,
+    compact_prompt,
 )
 
 GENERATOR_VERSION = 1  # bump when generator.py changes what a (seed, split, index) produces
@@ -237,8 +238,10 @@ class AlfworldSuite(EnvSuite):
     def prompt(self, task: Task, history: Sequence[Turn], observation: Observation, step: int) -> str:
         """verl-agent's ALFWORLD_TEMPLATE (or _NO_HIS at step 0 / without history). `history` holds the turns
         so far, each the observation an action was taken on and that action; the last `history_length` show."""
-        admissible = "\n ".join(f"'{a}'" for a in observation.admissible)
         recent = list(history)[-self.history_length :] if self.history_length > 0 else []
+        if self.cfg.prompt_style == "compact":
+            return compact_prompt(task.instruction, recent, observation.text, observation.admissible, step)
+        admissible = "\n ".join(f"'{a}'" for a in observation.admissible)
         if step == 0 or not recent:
             return (f"{_HEAD}\nYour current observation is: {observation.text}\n"
                     f"Your admissible actions of the current situation are: [{admissible}].\n{_TAIL}")  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,9 @@ class WebshopConfig:
     """Turns per episode (verl-agent `env.max_steps` for WebShop); the episode ends, unsuccessful, after them."""
     history_length: int = 2
     """(observation, action) pairs shown in the prompt (PROTOCOL.md §1.3)."""
+    prompt_style: Literal["verl_agent", "compact"] = "verl_agent"
+    """Prompt template: verl-agent's (official) or `compact` (envs.base.compact_prompt: the same fields without
+    the boilerplate, past turns as their actions only; 2-3x fewer tokens, for the CPU mini profile)."""
     invalid_penalty: float = 0.1
     """Penalty coefficient for a malformed reply, applied by the trainer (PROTOCOL.md §1.5)."""
     results_per_page: int = 10

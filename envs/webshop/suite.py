@@ -22,7 +22,17 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from envs.base import Env, EnvSuite, Observation, ParsedAction, StepResult, Task, TaskPanel, Turn
+from envs.base import (
+    Env,
+    EnvSuite,
+    Observation,
+    ParsedAction,
+    StepResult,
+    Task,
+    TaskPanel,
+    Turn,
+    compact_prompt,
+)
 from envs.webshop.catalogue import SKILL_CATEGORIES, Goal, Product, generate_catalogue, load_real
 from envs.webshop.config import WebshopConfig
 from envs.webshop.engine import BACK, BUY, NEXT, PREV, SUB_PAGES, Browser, PageState, SearchIndex, agent_view
@@ -210,6 +220,9 @@ class WebshopSuite(EnvSuite):
         return ParsedAction(lower[start + len("<action>") : end].strip(), valid)
 
     def prompt(self, task: Task, history: Sequence[Turn], observation: Observation, step: int) -> str:
+        if self.cfg.prompt_style == "compact":
+            recent = list(history)[-self.history_length :] if self.history_length > 0 else []
+            return compact_prompt(task.instruction, recent, observation.text, observation.admissible, step)
         actions = "\n".join(f"'{a}'," for a in observation.admissible)
         no_his = TEMPLATE_NO_HIS.format(
             task_description=task.instruction, current_observation=observation.text, available_actions=actions
