@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "sdar.commands.envs",
     "sdar.commands.train",
     "sdar.commands.warmstart",
+    "sdar.commands.report",
 )
 
 
