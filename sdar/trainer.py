@@ -82,6 +82,8 @@ class TrainConfig:
     """torch CPU threads (0 = leave torch's default)."""
     device: Literal["auto", "cpu"] = "auto"
     """`auto`: accelerate's device (the process's GPU when there is one, else the CPU); `cpu` forces the CPU."""
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    """accelerate's autocast for the gradient forward (fp32 master weights and optimizer state); `bf16` on GPUs."""
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -199,9 +201,10 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
     if tc.threads:
         torch.set_num_threads(tc.threads)
     # one process per device (`accelerate launch` / torchrun); a plain call is one process on GPU 0 or the CPU
-    accelerator = Accelerator(cpu=tc.device == "cpu")
+    accelerator = Accelerator(cpu=tc.device == "cpu", mixed_precision=tc.mixed_precision)
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
     main = accelerator.is_main_process
+    log(f"device {device}, {world} process(es), mixed precision {tc.mixed_precision}")
     run_dir = Path(run_dir)
     metrics_path = run_dir / "metrics.jsonl"
     suite = make_suite(run.env, getattr(cfg.envs, run.env), cache_dir=cfg.paths.env_cache)
@@ -383,6 +386,8 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
             "update_s": now() - t2,
             "step_s": now() - t0,
         }
+        if device.type == "cuda":
+            timing["gpu_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
         append_jsonl(run_dir / "timings.jsonl", {k: round(v, 3) for k, v in timing.items()})
         if (step + 1) % tc.checkpoint_every == 0 or step + 1 == tc.steps:
             save_checkpoint(

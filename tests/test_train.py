@@ -172,3 +172,20 @@ def test_envs_cli_list_and_play(cell):
         )
     res = cli("envs", "play", "--env", "minecraft", "--cache", str(cache))
     assert res.returncode == 2 and "valid choices: alfworld, webshop, search_qa" in res.stderr
+
+
+def test_two_processes_train_one_cell_with_accelerate(cell, tmp_path):
+    """torchrun + accelerate on CPU (gloo): each process rolls out its share of the tasks, gradients are
+    all-reduced, the main process writes one metrics line per step with the episodes of both."""
+    out = tmp_path / "ddp"
+    args = train_args(cell, out, "sdar", "webshop", 0, "--set", "train.steps=2", "--set", "train.tasks_per_step=2",
+                      "--set", "train.device=cpu", "--set", "train.threads=1")  # fmt: skip
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "sdar.cli", *args],
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stderr.count("2 process(es)") == 2
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [0, 1, 2]
+    assert all(x["rollout/episodes"] == 2 * 2 for x in lines[:2])  # 2 tasks x group 2 (smoke), both processes
+    assert all(x["optimizer_steps"] >= 1 and x["grad_norm"] > 0 for x in lines[:2])
+    assert (out / "checkpoint" / "model" / "model.safetensors").is_file()
