@@ -250,6 +250,7 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
         return {f"eval/{k}": v for k, v in m.items()}
 
     record: dict = {}
+    elapsed = 0.0  # wall time of the steps run by this process, for the ETA in the progress line
     for step in range(start, tc.steps):
         t0 = now()
         seed = step_seed(run.seed, step)
@@ -399,8 +400,11 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
                 scheduler=scheduler,
                 metrics_lines=lines,
             )
+        elapsed += timing["step_s"]
+        eta = elapsed / (step + 1 - start) * (tc.steps - step - 1)
         log(f"step {step + 1}/{tc.steps} success={record['rollout/success_rate']:.3f} "
-            f"eval={record.get('eval/success_rate', float('nan')):.3f} {timing['step_s']:.1f}s")  # fmt: skip
+            f"eval={record.get('eval/success_rate', float('nan')):.3f} {timing['step_s']:.1f}s "
+            f"eta {int(eta // 60)}m{int(eta % 60):02d}s")  # fmt: skip
         accelerator.wait_for_everyone()
     return record
 

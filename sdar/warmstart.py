@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import sys
 import time
 import zlib
 from collections.abc import Callable
@@ -207,7 +208,7 @@ def sft_config(cfg: WarmstartConfig, output_dir: Path, *, use_cpu: bool):
         train_sampling_strategy="group_by_length",  # skill prompts are ~3x longer: batch like with like
         logging_steps=cfg.logging_steps, save_strategy="no", report_to=[], push_to_hub=False,
         seed=cfg.seed, data_seed=cfg.seed, use_cpu=use_cpu, bf16=False, fp16=False,
-        dataloader_num_workers=0, disable_tqdm=True,
+        dataloader_num_workers=0, disable_tqdm=not sys.stderr.isatty(),  # a bar with ETA in a terminal
     )  # fmt: skip
 
 
