@@ -49,24 +49,27 @@ def main() -> None:
                 str(tmp / "corpus.txt"),
             ]
         )
-        phases: dict[str, list[dict]] = {"grpo": [], "sdar": []}
+        variants = {"grpo": ("grpo", []), "sdar": ("sdar", []),
+                    "sdar_unshared": ("sdar", ["--set", "train.teacher_share_prefix=false"])}  # fmt: skip
+        phases: dict[str, list[dict]] = {v: [] for v in variants}
         for r in range(args.repeats):
-            for method in ("grpo", "sdar"):
-                out = tmp / f"{method}{r}"
+            for variant, (method, extra) in variants.items():
+                out = tmp / f"{variant}{r}"
                 run(["train", "--method", method, "--env", args.env, "--model", "tiny-qwen3", "--seed", "0",
                      "--out", str(out), "--model-dir", str(tmp / "model"), "--profile", args.profile,
                      "--set", f"paths.env_cache={cache}", "--set", "train.steps=1", "--set", "train.eval_every=0",
                      "--set", f"train.tasks_per_step={args.tasks}", "--set", "train.group_size=4",
                      "--set", "train.max_new_tokens=48", "--set", f"envs.{args.env}.max_turns={args.max_turns}",
-                     "--set", "train.minibatch_size=64", "--set", "train.micro_batch_size=32"])  # fmt: skip
-                phases[method].append(json.loads((out / "timings.jsonl").read_text().splitlines()[0]))
+                     "--set", "train.minibatch_size=64", "--set", "train.micro_batch_size=32", *extra])  # fmt: skip
+                phases[variant].append(json.loads((out / "timings.jsonl").read_text().splitlines()[0]))
         med = {m: {k: statistics.median(p[k] for p in ps) for k in ("rollout_s", "score_s", "update_s", "step_s")}
                for m, ps in phases.items()}  # fmt: skip
-        g, s = med["grpo"], med["sdar"]
+        g, s, u = med["grpo"], med["sdar"], med["sdar_unshared"]
         print(json.dumps({
-            "env": args.env, "repeats": args.repeats, "grpo": g, "sdar": s,
+            "env": args.env, "repeats": args.repeats, "grpo": g, "sdar": s, "sdar_unshared_teacher": u,
             "step_ratio": round(s["step_s"] / g["step_s"], 3),
             "train_phase_ratio": round((s["score_s"] + s["update_s"]) / (g["score_s"] + g["update_s"]), 3),
+            "step_ratio_unshared_teacher": round(u["step_s"] / g["step_s"], 3),
         }, indent=1))  # fmt: skip
 
 

@@ -12,6 +12,7 @@ left-truncated to `max_prompt_tokens` (PROTOCOL.md §1.2, `truncation=left`).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -82,8 +83,12 @@ def sequence_logprobs(
     *,
     with_entropy: bool = False,
     temperature: float = 1.0,
+    prefix: tuple | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """log π(y_t | prompt, y_<t) for every response token.
+
+    `prefix = (cache, L)`: every prompt continues the same L-token prefix whose keys/values `cache` holds
+    (`prefix_cache`); the result equals scoring prefix + prompt in full, without recomputing the prefix.
 
     Returns logp (B, T), response mask (B, T) with 1 on real response tokens, and the per-token entropy of
     the full next-token distribution (B, T) when `with_entropy`. Gradients flow when grad mode is on.
@@ -91,13 +96,23 @@ def sequence_logprobs(
     device = next(model.parameters()).device
     input_ids, attn, pos, mask, P = pad_pairs(prompts, responses, pad_id)
     T = mask.shape[1]
+    kwargs = {"use_cache": False}
+    if prefix is not None:  # every row continues the same cached prefix: its keys/values, repeated per row
+        cache, L = copy.deepcopy(prefix[0]), prefix[1]
+        cache.batch_repeat_interleave(len(prompts))
+        attn = torch.cat([torch.ones(len(prompts), L, dtype=attn.dtype), attn], dim=1)
+        pos = pos + L
+        kwargs = {"use_cache": True, "past_key_values": cache}
+    # Only the last T+1 positions (P-1 .. P+T-1) go through the LM head: prompt positions predict nothing we
+    # score, and their (B, P, V) logits would dominate time and memory for long prompts and large vocabularies.
     out = model(
         input_ids=input_ids.to(device),
         attention_mask=attn.to(device),
         position_ids=pos.to(device),
-        use_cache=False,
+        logits_to_keep=T + 1,
+        **kwargs,
     )
-    logits = out.logits[:, P - 1 : P - 1 + T].float()  # (B, T, V): position P-1+t predicts response token t
+    logits = out.logits[:, :T].float()  # (B, T, V): kept position t (= P-1+t) predicts response token t
     if temperature != 1.0:
         logits = logits / temperature
     targets = input_ids[:, P : P + T].to(device)
@@ -111,7 +126,17 @@ def sequence_logprobs(
 
 
 @torch.no_grad()
-def batched_logprobs(model, prompts, responses, pad_id, *, batch_size: int = 64) -> list[torch.Tensor]:
+def prefix_cache(model, prefix_ids: list[int]) -> tuple:
+    """(keys/values of `prefix_ids`, their length): the `prefix` argument of `sequence_logprobs`."""
+    device = next(model.parameters()).device
+    out = model(input_ids=torch.tensor([prefix_ids], device=device), use_cache=True, logits_to_keep=1)
+    return out.past_key_values, len(prefix_ids)
+
+
+@torch.no_grad()
+def batched_logprobs(
+    model, prompts, responses, pad_id, *, batch_size: int = 64, prefix: tuple | None = None
+) -> list[torch.Tensor]:
     """No-grad log-probs in chunks; returns one 1-D tensor per sample (its response length), in input order.
 
     Chunks are formed over samples sorted by prompt length, so left padding stays small (prompt lengths vary
@@ -121,7 +146,9 @@ def batched_logprobs(model, prompts, responses, pad_id, *, batch_size: int = 64)
     out: list[torch.Tensor | None] = [None] * len(prompts)
     for k in range(0, len(order), batch_size):
         idx = order[k : k + batch_size]
-        logp, _, _ = sequence_logprobs(model, [prompts[i] for i in idx], [responses[i] for i in idx], pad_id)
+        logp, _, _ = sequence_logprobs(
+            model, [prompts[i] for i in idx], [responses[i] for i in idx], pad_id, prefix=prefix
+        )
         for j, i in enumerate(idx):
             out[i] = logp[j, : len(responses[i])].cpu()
     return out  # type: ignore[return-value]

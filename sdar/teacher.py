@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 
 from envs.skills import teacher_prefix
-from sdar.policy import batched_logprobs
+from sdar.policy import batched_logprobs, prefix_cache
 
 
 def teacher_prompt_ids(
@@ -26,12 +26,38 @@ def teacher_prompt_ids(
 
 def teacher_logprobs(
     model, tokenizer, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]],
-    skill_texts: Sequence[str], *, max_prompt_tokens: int, batch_size: int = 64,
+    skill_texts: Sequence[str], *, max_prompt_tokens: int, batch_size: int = 64, share_prefix: bool = True,
 ) -> list[torch.Tensor]:  # fmt: skip
-    """log π_T(y_t | skills + prompt, y_<t) per sample (1-D tensors), no gradient."""
+    """log π_T(y_t | skills + prompt, y_<t) per sample (1-D tensors), no gradient.
+
+    `share_prefix`: the skill block is the same for every sample of a task (all G episodes, all turns), so its
+    keys/values are computed once per distinct skill text and reused (`sdar.policy.prefix_cache`); samples whose
+    left truncation cut into the skill block, or whose tokens do not start with it, are scored in full. Both
+    paths give the same numbers (tests/test_policy.py); the shared one skips most of the teacher's extra cost.
+    """
     t_prompts = [
         teacher_prompt_ids(tokenizer, p, s, max_prompt_tokens) for p, s in zip(prompt_ids, skill_texts)
     ]
-    return batched_logprobs(
-        model, t_prompts, [list(r) for r in response_ids], tokenizer.pad_token_id, batch_size=batch_size
-    )
+    responses = [list(r) for r in response_ids]
+    pad = tokenizer.pad_token_id
+    if not share_prefix:
+        return batched_logprobs(model, t_prompts, responses, pad, batch_size=batch_size)
+    out: list[torch.Tensor | None] = [None] * len(t_prompts)
+    groups: dict[str, list[int]] = {}
+    prefixes = {s: tokenizer(teacher_prefix(s), add_special_tokens=False).input_ids for s in set(skill_texts)}
+    for i, s in enumerate(skill_texts):
+        pre = prefixes[s]
+        shared = len(t_prompts[i]) > len(pre) and t_prompts[i][: len(pre)] == pre
+        groups.setdefault(s if shared else "", []).append(i)
+    for s, idx in groups.items():
+        if s:
+            L = len(prefixes[s])
+            prefix = prefix_cache(model, prefixes[s])
+            scores = batched_logprobs(model, [t_prompts[i][L:] for i in idx], [responses[i] for i in idx], pad,
+                                      batch_size=batch_size, prefix=prefix)  # fmt: skip
+        else:
+            scores = batched_logprobs(model, [t_prompts[i] for i in idx], [responses[i] for i in idx], pad,
+                                      batch_size=batch_size)  # fmt: skip
+        for i, lp in zip(idx, scores):
+            out[i] = lp
+    return out  # type: ignore[return-value]

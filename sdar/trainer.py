@@ -82,6 +82,8 @@ class TrainConfig:
     """torch CPU threads (0 = leave torch's default)."""
     device: Literal["auto", "cpu"] = "auto"
     """`auto`: accelerate's device (the process's GPU when there is one, else the CPU); `cpu` forces the CPU."""
+    teacher_share_prefix: bool = True
+    """Score the teacher with the skill block's keys/values computed once per task (same numbers, less time)."""
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     """accelerate's autocast for the gradient forward (fp32 master weights and optimizer state); `bf16` on GPUs."""
 
@@ -306,7 +308,8 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
         if method.needs_teacher:
             skill_texts = [skills.skills_for(suite.task(samples[i].task_id)) for i in keep]
             teacher = teacher_logprobs(base, tokenizer, prompts, responses, skill_texts,
-                                       max_prompt_tokens=tc.max_prompt_tokens, batch_size=tc.logprob_batch_size)  # fmt: skip
+                                       max_prompt_tokens=tc.max_prompt_tokens, batch_size=tc.logprob_batch_size,
+                                       share_prefix=tc.teacher_share_prefix)  # fmt: skip
         model.train()
         t_score = now() - t1
 

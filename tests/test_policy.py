@@ -40,3 +40,47 @@ def test_logprobs_carry_gradient_and_entropy_is_a_distribution_entropy():
     (logp * mask).sum().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
     assert (ent[mask > 0] > 0).all() and (ent <= torch.log(torch.tensor(50.0)) + 1e-5).all()
+
+
+def test_prefix_cached_scoring_equals_scoring_the_whole_prompt():
+    from sdar.policy import prefix_cache
+
+    model = tiny_model()
+    prefix = [3, 1, 4, 1, 5, 9, 2, 6]
+    prompts = [[7, 8, 9][: 1 + i % 3] + [11] * (i % 4) for i in range(7)]
+    responses = [[12 + i % 5] * (1 + (2 * i) % 5) for i in range(7)]
+    shared = batched_logprobs(model, prompts, responses, 0, batch_size=3, prefix=prefix_cache(model, prefix))
+    full = batched_logprobs(model, [prefix + p for p in prompts], responses, 0, batch_size=3)
+    for a, b in zip(shared, full):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_teacher_shares_the_skill_prefix_and_matches_full_scoring(tmp_path):
+    """The skill block's keys/values are reused across samples; truncated prompts fall back to full scoring."""
+    from sdar import configlib, models
+    from sdar.policy import encode_prompts
+    from sdar.teacher import teacher_logprobs
+
+    corpus = ["Task: put a mug in the fridge. Observation: you see a mug 1. <action>take mug 1</action>"] * 20
+    cfg = configlib.build(models.ModelsConfig, {"tiny_qwen3": {"num_layers": 1, "hidden_size": 32,
+                          "intermediate_size": 64, "num_heads": 2, "num_kv_heads": 1, "head_dim": 16}})  # fmt: skip
+    models.build("tiny-qwen3", tmp_path / "m", cfg, corpus=corpus)
+    tok = models.load_tokenizer(tmp_path / "m")
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "m").eval()
+    prompts = encode_prompts(
+        tok, [f"Task: put a mug in the fridge {i}." * (1 + i % 3) for i in range(6)], 512
+    )
+    responses = [
+        tok("<action>take mug 1</action>", add_special_tokens=False).input_ids[: 3 + i] for i in range(6)
+    ]
+    skills = ["Look in the fridge first."] * 4 + ["Mugs are on shelves."] * 2
+    for limit in (
+        512,
+        40,
+    ):  # 40 tokens: left truncation cuts into the skill block, the full path scores those
+        a = teacher_logprobs(model, tok, prompts, responses, skills, max_prompt_tokens=limit, batch_size=4)
+        b = teacher_logprobs(
+            model, tok, prompts, responses, skills, max_prompt_tokens=limit, share_prefix=False
+        )
+        for x, y in zip(a, b):
+            torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5)
