@@ -5,6 +5,10 @@
   (success rate, per-column rates, mean steps, env steps/s).
 - `envs corpus --out FILE`: expert-episode text of every environment (prompts and replies, one document per
   line), the corpus the tiny models' tokenizers are trained on.
+
+Every verb builds the environments from the `envs:` section of `--profile P` / `--config F` / `--set k=v` (the
+dataclass defaults without them), so the data and panels it writes under `--cache` (default `paths.env_cache`)
+are the ones `train` and `evaluate` of that profile read.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from pathlib import Path
 
 from envs.base import Turn
 from envs.registry import ENVS, make_suite
+from sdar import configlib
 from sdar.atomic import atomic_write_text
 from sdar.configlib import ConfigError
-
 
 SKILL_EVERY = 4  # one skill text per 4 expert episodes in the tokenizer corpus
 
@@ -27,7 +31,7 @@ def register(sub) -> None:
     p = sub.add_parser("envs", help="environments: list, play a policy on a panel, dump the text corpus")
     verbs = p.add_subparsers(dest="envs_command", required=True, metavar="VERB")
     ls = verbs.add_parser("list", help="list environments")
-    ls.add_argument("--cache", type=Path, default=Path(".cache/envs"), help="where generated env data lives")
+    _config_args(ls)
     ls.set_defaults(func=run_list)
 
     pl = verbs.add_parser("play", help="play the expert or a random-valid-action policy on a task panel")
@@ -36,20 +40,39 @@ def register(sub) -> None:
     pl.add_argument("--split", default="eval")
     pl.add_argument("--episodes", type=int, default=0, help="number of panel tasks (0 = the whole panel)")
     pl.add_argument("--seed", type=int, default=0)
-    pl.add_argument("--cache", type=Path, default=Path(".cache/envs"))
+    _config_args(pl)
     pl.set_defaults(func=run_play)
 
     co = verbs.add_parser("corpus", help="write the tokenizer corpus (expert episodes of every environment)")
     co.add_argument("--out", type=Path, required=True)
     co.add_argument("--episodes", type=int, default=200, help="expert episodes per environment")
-    co.add_argument("--cache", type=Path, default=Path(".cache/envs"))
+    _config_args(co)
     co.set_defaults(func=run_corpus)
 
 
-def _suite(name: str, cache: Path):
+def _config_args(p) -> None:
+    from sdar import config as config_mod
+
+    p.add_argument(
+        "--cache", type=Path, default=None, help="where generated env data lives (default paths.env_cache)"
+    )
+    p.add_argument("--profile", default=None, help="config/profiles/<profile>.yaml overrides (default: none)")
+    config_mod.add_config_args(p)
+
+
+def _suite(name: str, args):
+    """Environment `name` built from the profile/config overrides (data paths checked first), its data cached
+    under `--cache`."""
+    from sdar import config as config_mod
+    from sdar.commands.train import profile_file
+    from sdar.preflight import check_data_paths
+
     if name not in ENVS:
         raise ConfigError(f"unknown environment {name!r}; valid choices: {', '.join(ENVS)}")
-    return make_suite(name, cache_dir=cache)
+    files = [profile_file(args.profile)] if args.profile else []
+    cfg = configlib.load(config_mod.Config, [*files, *args.config], args.set, extra={"run": {"env": name}})
+    check_data_paths(cfg)  # missing data: a clear error naming the key, before any work
+    return make_suite(name, getattr(cfg.envs, name), cache_dir=args.cache or cfg.paths.env_cache)
 
 
 def play_episode(suite, task_id: str, policy: str, rng: random.Random) -> tuple[bool, int, list[str]]:
@@ -78,7 +101,7 @@ def play_episode(suite, task_id: str, policy: str, rng: random.Random) -> tuple[
 def run_list(args) -> int:
     rows = []
     for name in ENVS:
-        suite = make_suite(name, cache_dir=args.cache)
+        suite = _suite(name, args)
         rows.append({"env": name, "columns": list(suite.columns), "max_turns": suite.max_turns,
                      "history_length": suite.history_length, "invalid_penalty": suite.invalid_penalty,
                      "train_tasks": len(suite.panel("train").task_ids), "eval_tasks": len(suite.panel("eval").task_ids)})  # fmt: skip
@@ -87,7 +110,7 @@ def run_list(args) -> int:
 
 
 def run_play(args) -> int:
-    suite = _suite(args.env, args.cache)
+    suite = _suite(args.env, args)
     panel = suite.panel(args.split)
     ids = list(panel.task_ids[: args.episodes or None])
     rng = random.Random(args.seed)
@@ -118,7 +141,7 @@ def run_corpus(args) -> int:
     lines: list[str] = []
     rng = random.Random(0)
     for name in ENVS:
-        suite = make_suite(name, cache_dir=args.cache)
+        suite = _suite(name, args)
         skills = SkillProvider(name, SkillsConfig())
         for k, task_id in enumerate(suite.panel("train").task_ids[: args.episodes]):
             _, _, texts = play_episode(suite, task_id, "expert", rng)
