@@ -117,8 +117,8 @@ def save_checkpoint(
         tmp / "state.pt",
     )
     old = path.with_name(path.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if path.exists():
+    if path.exists():  # after a crash between the renames only `path.old` is left: it must survive this save
+        shutil.rmtree(old, ignore_errors=True)
         path.rename(old)
     tmp.rename(path)  # the last complete checkpoint is always either `path` or `path.old`
     shutil.rmtree(old, ignore_errors=True)
@@ -340,7 +340,7 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
                     loss, m = total_loss(run.method, batch, oc)
                     if not torch.isfinite(loss):
                         raise NonFiniteLossError(
-                            f"non-finite loss ({float(loss)}) at step {step} ({run.method}/{run.env}); "
+                            f"non-finite loss ({loss.item()}) at step {step} ({run.method}/{run.env}); "
                             f"last checkpoint left intact in {run_dir}"
                         )
                     # gradients are all-reduced once per mini-batch, at its last micro-batch

@@ -517,9 +517,22 @@ def test_compare_without_results_runs_snakemake_for_the_new_method(monkeypatch, 
     monkeypatch.setattr(report_cmd.subprocess, "run", lambda cmd, cwd: calls.append((cmd, cwd)) or Done())
     assert main(["compare", "--method", "skill_grpo*", "--cores", "2"]) == 0
     cmd, cwd = calls[0]
-    assert cwd == REPO and cmd[1:5] == ["-m", "snakemake", "--cores", "2"]
-    assert cmd[5] == "results/mini/compare/skill_grpo_star.md" and cmd[6] == "--config"
-    assert parse_config([cmd[7]]) == {"compare_methods": ["skill_grpo*"]}  # as snakemake will read it
+    assert cwd == REPO and cmd[1:6] == [
+        "-m",
+        "snakemake",
+        "results/mini/compare/skill_grpo_star.md",
+        "--cores",
+        "2",
+    ]
+    assert cmd[6] == "--config" and parse_config([cmd[7]]) == {
+        "compare_methods": ["skill_grpo*"]
+    }  # as snakemake reads it
+    # another profile: its configfile comes after the target (--configfile takes several values)
+    smoke = snakemake_command("sdar", "smoke", "1", REPO)
+    assert (
+        smoke[3] == "results/smoke/compare/sdar.md"
+        and smoke[smoke.index("--configfile") + 1] == "config/smoke.yaml"
+    )
     assert capsys.readouterr().out.strip().endswith("results/mini/compare/skill_grpo_star.md")
 
     assert main(["compare", "--method", "nope"]) == 2 and not calls[1:]  # checked before any work

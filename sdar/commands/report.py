@@ -165,7 +165,7 @@ def _compare_through_workflow(args) -> int:
         print(f"sdar-bench: error: snakemake failed (exit {rc})", file=sys.stderr)
         return 1
     if not args.dry_run:
-        print(REPO / cmd[cmd.index("--config") - 1])
+        print(REPO / cmd[3])  # the target: python -m snakemake TARGET ...
     return 0
 
 

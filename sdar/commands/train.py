@@ -17,6 +17,7 @@ from pathlib import Path
 from sdar import config as config_mod
 from sdar import configlib
 from sdar.configlib import ConfigError
+from sdar.preflight import check_data_paths
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,9 +64,9 @@ def register(sub) -> None:
 def cell_config(args) -> config_mod.Config:
     flags = {"run": {k: v for k, v in {"method": args.method, "env": args.env, "model": args.model,
                                          "seed": args.seed, "profile": args.profile}.items() if v is not None}}  # fmt: skip
-    return configlib.load(
-        config_mod.Config, [profile_file(args.profile), *args.config], args.set, extra=flags
-    )
+    cfg = configlib.load(config_mod.Config, [profile_file(args.profile), *args.config], args.set, extra=flags)
+    check_data_paths(cfg)  # missing data: a clear error before the run directory is written
+    return cfg
 
 
 def _model_dir(args) -> Path:
@@ -99,6 +100,7 @@ def run_evaluate(args) -> int:
 
     if args.run is not None:
         cfg = configlib.load(config_mod.Config, [args.run / "config.resolved.yaml", *args.config], args.set)
+        check_data_paths(cfg)
         model_dir = args.run / "checkpoint" / "model"
         if not (model_dir / "config.json").is_file():
             raise ConfigError(f"--run {args.run}: no finished checkpoint (train it first)")

@@ -152,7 +152,15 @@ def snakemake_command(
 ) -> list[str]:
     """`snakemake --cores N results/<profile>/compare/<slug>.md --config compare_methods=[NEW]` (plus
     `--configfile config/<profile>.yaml` for a profile other than the default mini)."""
-    cmd = [sys.executable, "-m", "snakemake", "--cores", str(cores)]
+    # the target comes first: --configfile and --config take several values and would swallow it
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        f"results/{profile}/compare/{method_slug(method)}.md",
+        "--cores",
+        str(cores),
+    ]
     if profile != "mini":
         configfile = repo / "config" / f"{profile}.yaml"
         if not configfile.is_file():
@@ -167,7 +175,6 @@ def snakemake_command(
             )
         cmd += ["--configfile", f"config/{profile}.yaml"]
     cmd += [
-        f"results/{profile}/compare/{method_slug(method)}.md",
         "--config",
         f"compare_methods={json.dumps([method])}",
     ]
