@@ -84,11 +84,12 @@ def sequence_logprobs(
     with_entropy: bool = False,
     temperature: float = 1.0,
     prefix: tuple | None = None,
+    prefix_rows: list[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """log π(y_t | prompt, y_<t) for every response token.
 
-    `prefix = (cache, L)`: every prompt continues the same L-token prefix whose keys/values `cache` holds
-    (`prefix_cache`); the result equals scoring prefix + prompt in full, without recomputing the prefix.
+    `prefix` (from `prefix_cache`) holds the keys/values of G prefixes; row b's prompt continues prefix
+    `prefix_rows[b]`. The result equals scoring prefix + prompt in full, without recomputing the prefixes.
 
     Returns logp (B, T), response mask (B, T) with 1 on real response tokens, and the per-token entropy of
     the full next-token distribution (B, T) when `with_entropy`. Gradients flow when grad mode is on.
@@ -97,11 +98,13 @@ def sequence_logprobs(
     input_ids, attn, pos, mask, P = pad_pairs(prompts, responses, pad_id)
     T = mask.shape[1]
     kwargs = {"use_cache": False}
-    if prefix is not None:  # every row continues the same cached prefix: its keys/values, repeated per row
-        cache, L = copy.deepcopy(prefix[0]), prefix[1]
-        cache.batch_repeat_interleave(len(prompts))
-        attn = torch.cat([torch.ones(len(prompts), L, dtype=attn.dtype), attn], dim=1)
-        pos = pos + L
+    if prefix is not None:  # each row continues one of the cached (left-padded) prefixes
+        cache, prefix_attn, prefix_len = prefix
+        rows = torch.tensor(prefix_rows, dtype=torch.long)
+        cache = copy.deepcopy(cache)
+        cache.batch_select_indices(rows.to(device))
+        attn = torch.cat([prefix_attn[rows], attn], dim=1)
+        pos = pos + prefix_len[rows].unsqueeze(1)
         kwargs = {"use_cache": True, "past_key_values": cache}
     # Only the last T+1 positions (P-1 .. P+T-1) go through the LM head: prompt positions predict nothing we
     # score, and their (B, P, V) logits would dominate time and memory for long prompts and large vocabularies.
@@ -126,17 +129,27 @@ def sequence_logprobs(
 
 
 @torch.no_grad()
-def prefix_cache(model, prefix_ids: list[int]) -> tuple:
-    """(keys/values of `prefix_ids`, their length): the `prefix` argument of `sequence_logprobs`."""
+def prefix_cache(model, prefixes: list[list[int]]) -> tuple:
+    """Keys/values of G prefixes in one forward, left-padded to the longest: the `prefix` argument of
+    `sequence_logprobs`, as (cache with batch G, attention mask (G, L), lengths (G,))."""
     device = next(model.parameters()).device
-    out = model(input_ids=torch.tensor([prefix_ids], device=device), use_cache=True, logits_to_keep=1)
-    return out.past_key_values, len(prefix_ids)
+    L = max(map(len, prefixes))
+    ids = torch.zeros((len(prefixes), L), dtype=torch.long)
+    attn = torch.zeros((len(prefixes), L), dtype=torch.long)
+    for g, p in enumerate(prefixes):
+        ids[g, L - len(p) :] = torch.tensor(p, dtype=torch.long)
+        attn[g, L - len(p) :] = 1
+    pos = (attn.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=ids.to(device), attention_mask=attn.to(device), position_ids=pos.to(device),
+                use_cache=True, logits_to_keep=1)  # fmt: skip
+    return out.past_key_values, attn, attn.sum(-1)
 
 
 @torch.no_grad()
 def batched_logprobs(
-    model, prompts, responses, pad_id, *, batch_size: int = 64, prefix: tuple | None = None
-) -> list[torch.Tensor]:
+    model, prompts, responses, pad_id, *, batch_size: int = 64, prefix: tuple | None = None,
+    prefix_rows: list[int] | None = None,
+) -> list[torch.Tensor]:  # fmt: skip
     """No-grad log-probs in chunks; returns one 1-D tensor per sample (its response length), in input order.
 
     Chunks are formed over samples sorted by prompt length, so left padding stays small (prompt lengths vary
@@ -147,8 +160,9 @@ def batched_logprobs(
     for k in range(0, len(order), batch_size):
         idx = order[k : k + batch_size]
         logp, _, _ = sequence_logprobs(
-            model, [prompts[i] for i in idx], [responses[i] for i in idx], pad_id, prefix=prefix
-        )
+            model, [prompts[i] for i in idx], [responses[i] for i in idx], pad_id, prefix=prefix,
+            prefix_rows=[prefix_rows[i] for i in idx] if prefix is not None else None,
+        )  # fmt: skip
         for j, i in enumerate(idx):
             out[i] = logp[j, : len(responses[i])].cpu()
     return out  # type: ignore[return-value]

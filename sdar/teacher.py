@@ -31,7 +31,7 @@ def teacher_logprobs(
     """log π_T(y_t | skills + prompt, y_<t) per sample (1-D tensors), no gradient.
 
     `share_prefix`: the skill block is the same for every sample of a task (all G episodes, all turns), so its
-    keys/values are computed once per distinct skill text and reused (`sdar.policy.prefix_cache`); samples whose
+    keys/values are computed once per distinct skill text (all texts in one forward) and reused; samples whose
     left truncation cut into the skill block, or whose tokens do not start with it, are scored in full. Both
     paths give the same numbers (tests/test_policy.py); the shared one skips most of the teacher's extra cost.
     """
@@ -43,21 +43,24 @@ def teacher_logprobs(
     if not share_prefix:
         return batched_logprobs(model, t_prompts, responses, pad, batch_size=batch_size)
     out: list[torch.Tensor | None] = [None] * len(t_prompts)
-    groups: dict[str, list[int]] = {}
     prefixes = {s: tokenizer(teacher_prefix(s), add_special_tokens=False).input_ids for s in set(skill_texts)}
+    shared, full = [], []
     for i, s in enumerate(skill_texts):
         pre = prefixes[s]
-        shared = len(t_prompts[i]) > len(pre) and t_prompts[i][: len(pre)] == pre
-        groups.setdefault(s if shared else "", []).append(i)
-    for s, idx in groups.items():
-        if s:
-            L = len(prefixes[s])
-            prefix = prefix_cache(model, prefixes[s])
-            scores = batched_logprobs(model, [t_prompts[i][L:] for i in idx], [responses[i] for i in idx], pad,
-                                      batch_size=batch_size, prefix=prefix)  # fmt: skip
-        else:
-            scores = batched_logprobs(model, [t_prompts[i] for i in idx], [responses[i] for i in idx], pad,
-                                      batch_size=batch_size)  # fmt: skip
-        for i, lp in zip(idx, scores):
+        ok = len(t_prompts[i]) > len(pre) and t_prompts[i][: len(pre)] == pre
+        (shared if ok else full).append(i)
+    if shared:  # every distinct skill block once, in one forward; all shared samples scored together
+        texts = sorted({skill_texts[i] for i in shared})
+        row = {s: g for g, s in enumerate(texts)}
+        prefix = prefix_cache(model, [prefixes[s] for s in texts])
+        scores = batched_logprobs(
+            model, [t_prompts[i][len(prefixes[skill_texts[i]]) :] for i in shared], [responses[i] for i in shared],
+            pad, batch_size=batch_size, prefix=prefix, prefix_rows=[row[skill_texts[i]] for i in shared],
+        )  # fmt: skip
+        for i, lp in zip(shared, scores):
+            out[i] = lp
+    if full:
+        for i, lp in zip(full, batched_logprobs(model, [t_prompts[i] for i in full], [responses[i] for i in full],
+                                                pad, batch_size=batch_size)):  # fmt: skip
             out[i] = lp
     return out  # type: ignore[return-value]

@@ -61,6 +61,9 @@ class WarmstartConfig:
     """Fraction of episodes (per environment, rounded) whose prompts carry `teacher_prefix(skills)`."""
     skills_placement: Literal["student", "teacher", "both"] = "both"
     """Where skill text goes: in the user message (student), before the chat template (teacher), or alternating."""
+    completion_only_loss: bool = True
+    """Loss on the reply tokens only (True) or on prompt and reply (False: ~10x more tokens of signal per
+    forward, including the copying of entity names the prompts repeat; the prompts are the environments' text)."""
     lr: float = 2e-3
     """Peak learning rate (AdamW)."""
     epochs: float = 3.0
@@ -204,7 +207,7 @@ def sft_config(cfg: WarmstartConfig, output_dir: Path, *, use_cpu: bool):
         output_dir=str(output_dir), per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=1,
         num_train_epochs=cfg.epochs, max_steps=cfg.max_steps or -1, learning_rate=cfg.lr,
         lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm, max_length=cfg.max_seq_len, completion_only_loss=True, packing=False,
+        max_grad_norm=cfg.max_grad_norm, max_length=cfg.max_seq_len, completion_only_loss=cfg.completion_only_loss, packing=False,
         train_sampling_strategy="group_by_length",  # skill prompts are ~3x longer: batch like with like
         logging_steps=cfg.logging_steps, save_strategy="no", report_to=[], push_to_hub=False,
         seed=cfg.seed, data_seed=cfg.seed, use_cpu=use_cpu, bf16=False, fp16=False,

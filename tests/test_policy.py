@@ -46,11 +46,15 @@ def test_prefix_cached_scoring_equals_scoring_the_whole_prompt():
     from sdar.policy import prefix_cache
 
     model = tiny_model()
-    prefix = [3, 1, 4, 1, 5, 9, 2, 6]
+    prefixes = [[3, 1, 4, 1, 5, 9, 2, 6], [2, 7, 1, 8], [1, 6, 1, 8, 0, 3]]  # of different lengths
     prompts = [[7, 8, 9][: 1 + i % 3] + [11] * (i % 4) for i in range(7)]
     responses = [[12 + i % 5] * (1 + (2 * i) % 5) for i in range(7)]
-    shared = batched_logprobs(model, prompts, responses, 0, batch_size=3, prefix=prefix_cache(model, prefix))
-    full = batched_logprobs(model, [prefix + p for p in prompts], responses, 0, batch_size=3)
+    rows = [i % 3 for i in range(7)]
+    cache = prefix_cache(model, prefixes)
+    shared = batched_logprobs(model, prompts, responses, 0, batch_size=3, prefix=cache, prefix_rows=rows)
+    full = batched_logprobs(
+        model, [prefixes[g] + p for g, p in zip(rows, prompts)], responses, 0, batch_size=3
+    )
     for a, b in zip(shared, full):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
