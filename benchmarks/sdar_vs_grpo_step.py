@@ -59,7 +59,7 @@ def main() -> None:
                      "--out", str(out), "--model-dir", str(tmp / "model"), "--profile", args.profile,
                      "--set", f"paths.env_cache={cache}", "--set", "train.steps=1", "--set", "train.eval_every=0",
                      "--set", f"train.tasks_per_step={args.tasks}", "--set", "train.group_size=4",
-                     "--set", "train.max_new_tokens=48", "--set", f"envs.{args.env}.max_turns={args.max_turns}",
+                     "--set", "train.max_new_tokens=48", "--set", "train.max_prompt_tokens=2048", "--set", f"envs.{args.env}.max_turns={args.max_turns}",
                      "--set", "train.minibatch_size=64", "--set", "train.micro_batch_size=32", *extra])  # fmt: skip
                 phases[variant].append(json.loads((out / "timings.jsonl").read_text().splitlines()[0]))
         med = {m: {k: statistics.median(p[k] for p in ps) for k in ("rollout_s", "score_s", "update_s", "step_s")}
