@@ -220,14 +220,13 @@ class WebshopSuite(EnvSuite):
         return ParsedAction(lower[start + len("<action>") : end].strip(), valid)
 
     def prompt(self, task: Task, history: Sequence[Turn], observation: Observation, step: int) -> str:
+        recent = list(history)[-self.history_length :] if self.history_length > 0 else []
         if self.cfg.prompt_style == "compact":
-            recent = list(history)[-self.history_length :] if self.history_length > 0 else []
             return compact_prompt(task.instruction, recent, observation.text, observation.admissible, step)
         actions = "\n".join(f"'{a}'," for a in observation.admissible)
         no_his = TEMPLATE_NO_HIS.format(
             task_description=task.instruction, current_observation=observation.text, available_actions=actions
         )
-        recent = list(history)[-self.history_length :] if self.history_length > 0 else []
         if step == 0 or not recent:
             return no_his
         first = step - len(recent) + 1
