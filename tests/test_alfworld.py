@@ -161,6 +161,25 @@ def test_group_shares_initial_state_and_prompt(suite):
     assert not bad.valid_action and bad.observation.text == "Nothing happens." and bad.reward == 0.0
 
 
+def test_closed_games_reuse_textworld_instances(suite):
+    """Each textworld instance maps its own 33 MB planner library until the process ends: an env per episode
+    must reuse closed games' instances (a long cell otherwise fills the disk), and open games never share one."""
+    ids = per_type(suite, suite.panel("eval").task_ids, 1)
+    a, b = suite.make_env(), suite.make_env()
+    a.reset(ids[0]), b.reset(ids[1])
+    assert a.game._tw is not b.game._tw
+    ours = {id(a.game._tw), id(b.game._tw)}
+    a.close(), b.close()
+    for tid in ids:  # a fresh env per episode, as rollouts make them; the expert still wins on a reused instance
+        env = suite.make_env()
+        env.reset(tid)
+        assert id(env.game._tw) in ours
+        while not env.done:
+            env.step(suite.expert_action(env))
+        assert env.won, tid
+        env.close()
+
+
 def test_missing_real_data_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv("ALFWORLD_DATA", raising=False)
     with pytest.raises(AlfworldDataError, match="alfworld-download"):

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import sys
+import threading
 from pathlib import Path
 
 # ALFWorld task type (substring of the game path) -> per-column metric key, in Table 1 order
@@ -134,8 +135,22 @@ def map_command(command: str, admissible: tuple[str, ...]) -> str:
     return command
 
 
+# textworld's PDDL environment loads a private copy of fast-downward's 33 MB library per instance
+# (`fast_downward.load_lib` copies it to a temp dir and never unloads it), so the deleted copy stays mapped until
+# the process ends. One instance per episode filled the disk in a 40-step GRPO cell (~1,500 episodes): ENOSPC.
+# Closed games park their instance here and the next game takes it, so a process holds only as many instances as
+# games it has open at once (a copy each is what keeps concurrent games' planner state apart).
+_IDLE: list[tuple[object, str]] = []
+_IDLE_LOCK = threading.Lock()
+
+
+def idle_instances() -> int:
+    """Textworld instances parked for reuse in this process."""
+    return len(_IDLE)
+
+
 class TextWorldGame:
-    """One textworld PDDL environment, reloaded only when the game file changes."""
+    """One textworld PDDL environment, reloaded only when the game file changes; reused across games."""
 
     def __init__(self) -> None:
         self._tw = None
@@ -150,6 +165,10 @@ class TextWorldGame:
         from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
 
         path = str(path)
+        if self._tw is None:
+            with _IDLE_LOCK:
+                if _IDLE:
+                    self._tw, self._path = _IDLE.pop()
         if self._tw is None:
             infos = textworld.EnvInfos(won=True, admissible_commands=True, extras=["gamefile"])
             self._tw = textworld.start(path, infos, wrappers=[AlfredDemangler(shuffle=False), AlfredInfos])
@@ -177,8 +196,10 @@ class TextWorldGame:
         return self._plan[0] if self._plan else "look"
 
     def close(self) -> None:
+        """Park the textworld instance for the next game of this process (see `_IDLE`)."""
         if self._tw is not None:
-            self._tw.close()
+            with _IDLE_LOCK:
+                _IDLE.append((self._tw, self._path))
             self._tw = None
 
     def _absorb(self, state) -> str:
