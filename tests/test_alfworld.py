@@ -170,7 +170,8 @@ def test_closed_games_reuse_textworld_instances(suite):
     assert a.game._tw is not b.game._tw
     ours = {id(a.game._tw), id(b.game._tw)}
     a.close(), b.close()
-    for tid in ids:  # a fresh env per episode, as rollouts make them; the expert still wins on a reused instance
+    # a fresh env per episode, as rollouts make them; the expert still wins on a reused instance
+    for tid in ids:
         env = suite.make_env()
         env.reset(tid)
         assert id(env.game._tw) in ours
