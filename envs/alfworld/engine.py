@@ -144,11 +144,6 @@ _IDLE: list[tuple[object, str]] = []
 _IDLE_LOCK = threading.Lock()
 
 
-def idle_instances() -> int:
-    """Textworld instances parked for reuse in this process."""
-    return len(_IDLE)
-
-
 class TextWorldGame:
     """One textworld PDDL environment, reloaded only when the game file changes; reused across games."""
 

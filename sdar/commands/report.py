@@ -152,20 +152,21 @@ def run_compare(args) -> int:
 
 
 def _compare_through_workflow(args) -> int:
-    from sdar.report.compare import snakemake_command
+    from sdar.report.compare import compare_target, snakemake_command
 
     if args.baselines is not None or args.out is not None:
         raise ConfigError(
             "--baselines and --out go with --results; the workflow writes results/<profile>/compare/"
         )
-    cmd = snakemake_command(args.method, args.profile or "mini", args.cores, REPO, dry_run=args.dry_run)
+    profile = args.profile or "mini"
+    cmd = snakemake_command(args.method, profile, args.cores, REPO, dry_run=args.dry_run)
     print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
     rc = subprocess.run(cmd, cwd=REPO).returncode
     if rc != 0:
         print(f"sdar-bench: error: snakemake failed (exit {rc})", file=sys.stderr)
         return 1
     if not args.dry_run:
-        print(REPO / cmd[3])  # the target: python -m snakemake TARGET ...
+        print(REPO / compare_target(args.method, profile))
     return 0
 
 

@@ -147,20 +147,18 @@ def write_compare(df: pd.DataFrame, method: str, profile: str, out: Path, **kw) 
     return paths
 
 
+def compare_target(method: str, profile: str) -> str:
+    """The workflow's comparison report of `method`, relative to the repository root."""
+    return f"results/{profile}/compare/{method_slug(method)}.md"
+
+
 def snakemake_command(
     method: str, profile: str, cores: str, repo: Path, *, dry_run: bool = False
 ) -> list[str]:
     """`snakemake --cores N results/<profile>/compare/<slug>.md --config compare_methods=[NEW]` (plus
     `--configfile config/<profile>.yaml` for a profile other than the default mini)."""
     # the target comes first: --configfile and --config take several values and would swallow it
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        f"results/{profile}/compare/{method_slug(method)}.md",
-        "--cores",
-        str(cores),
-    ]
+    cmd = [sys.executable, "-m", "snakemake", compare_target(method, profile), "--cores", str(cores)]
     if profile != "mini":
         configfile = repo / "config" / f"{profile}.yaml"
         if not configfile.is_file():
