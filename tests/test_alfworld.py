@@ -181,6 +181,49 @@ def test_closed_games_reuse_textworld_instances(suite):
         env.close()
 
 
+_TRACE = """
+import json, random, sys
+from pathlib import Path
+from envs.alfworld import AlfworldConfig, AlfworldSuite
+suite = AlfworldSuite(AlfworldConfig(source="generated"), Path(sys.argv[1]))
+ids = json.loads(sys.argv[2])
+rng, env, out = random.Random(0), suite.make_env(), []
+for tid in ids + ids[::-1]:  # every game twice: loads, resets and cache hits
+    obs = env.reset(tid)
+    trace = [obs.text, obs.admissible]
+    while not env.done:
+        roll = rng.random()
+        act = "jump around" if roll < 0.05 else env.game.expert_command() if roll < 0.85 else rng.choice(obs.admissible)
+        res = env.step(f"<think>t</think><action>{act}</action>")
+        obs = res.observation
+        trace += [act, obs.text, obs.admissible, res.reward, res.valid_action]
+    out.append([tid, env.won, trace])
+print(json.dumps(out))
+"""
+
+
+def test_engine_caches_change_nothing(suite, tmp_path):
+    """The engine's parser/translation caches (`engine._speed_up_engine`) leave every observation, admissible
+    list, reward and expert plan as raw textworld gives them: the same seeded mixed policy (expert, random
+    admissible, invalid) over one game per type, each played twice, in a raw and a cached process."""
+    import os
+    import subprocess
+    import sys
+
+    ids = per_type(suite, suite.panel("eval").task_ids, 1)
+    script = tmp_path / "trace.py"
+    script.write_text(_TRACE)
+    runs = []
+    for raw in ("1", "0"):
+        env = {**os.environ, "SDAR_ALFWORLD_RAW_ENGINE": raw, "PYTHONPATH": str(Path(__file__).parents[1])}
+        cmd = [sys.executable, str(script), str(suite.cache_dir), json.dumps(ids)]
+        runs.append(
+            json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)
+        )
+    assert len(runs[0]) == 2 * len(ids) and any(won for _, won, _ in runs[0])
+    assert runs[0] == runs[1]
+
+
 def test_missing_real_data_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv("ALFWORLD_DATA", raising=False)
     with pytest.raises(AlfworldDataError, match="alfworld-download"):
