@@ -63,6 +63,23 @@ def test_expert_solves_the_eval_panel(suite):
     assert min(per_source.values()) >= 0.95, per_source
 
 
+def test_expert_searches_the_question_s_own_spelling(suite):
+    """A policy can copy the first search from the question: NQ-style questions lowercase the film's title, and
+    the expert searches it as written there (BM25 lowercases, so the results do not change)."""
+    import re
+
+    seen = 0
+    for tid in suite.panel("eval").task_ids:
+        task = suite.task(tid)
+        env = suite.make_env()
+        env.reset(tid)
+        m = re.search(r"<search>(.*?)</search>", suite.expert_action(env))
+        if m and task.category == "nq":
+            seen += 1
+            assert m.group(1) in task.instruction, (m.group(1), task.instruction)
+    assert seen >= 10
+
+
 def test_episode_rules(suite):
     tid = suite.panel("eval").task_ids[0]
     env = suite.make_env()

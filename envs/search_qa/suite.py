@@ -232,7 +232,13 @@ _RELATIONS: dict[str, str] = {
 }
 
 
-def _query(entity: str, relation: str) -> str:
+def _query(entity: str, relation: str, instruction: str = "") -> str:
+    """The search for `relation` of `entity`, in the question's own spelling of it when the question names it
+    (NQ-style questions are lowercased: "who directed the lost harbor?" searches "the lost harbor", a span a
+    policy can copy; BM25 lowercases anyway, so the results are the same)."""
+    at = instruction.lower().find(entity.lower())
+    if at >= 0:
+        entity = instruction[at : at + len(entity)]
     return f"capital {entity}" if relation == "capital_of" else entity
 
 
@@ -271,7 +277,7 @@ def expert_reply(task: Task, searches: list[tuple[str, list[str]]]) -> str:
         return _say(f"{first} comes first.", "answer", first)
     entity = plan["start"]  # chain: each relation's value is the next entity to search
     for relation in plan["relations"]:
-        q = _query(entity, relation)
+        q = _query(entity, relation, task.instruction)
         if q not in done:
             return _say(f"I need the {relation.replace('_', ' ')} of {entity}.", "search", q)
         value = read_relation(done[q], entity, relation)
