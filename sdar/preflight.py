@@ -56,6 +56,13 @@ def _alfworld(c) -> None:
 
 
 def _webshop(c) -> None:
+    if c.source == "generated":
+        return
+    if c.source == "real" and (c.product_file is None or c.attr_file is None):
+        raise ConfigError(
+            "envs.webshop.source='real' needs envs.webshop.product_file and envs.webshop.attr_file "
+            f"({WEBSHOP_HOW_TO_GET})"
+        )
     for name in ("product_file", "attr_file"):
         path = getattr(c, name)
         if path is not None and not Path(path).expanduser().is_file():
@@ -67,6 +74,10 @@ def _search_qa(c) -> None:
 
     if c.retriever == "http":
         _probe_server(c.retriever_url, c.http_timeout_s)
+    if c.source == "generated":
+        return
+    if c.source == "real" and not c.eval_files:
+        raise ConfigError(f"envs.search_qa.source='real' needs envs.search_qa.eval_files. {HOW_TO_GET}")
     if c.train_files and not c.eval_files:
         raise ConfigError(
             "envs.search_qa.train_files is set but envs.search_qa.eval_files is not; set both or neither"

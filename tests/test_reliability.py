@@ -432,6 +432,14 @@ BAD = {
         ],
         ["envs.webshop.product_file: file not found: {tmp}/items_shuffle_1000.json", "setup.sh", "generated"],
     ),
+    "webshop real without data": (
+        ["--env", "webshop", "--set", "envs.webshop.source=real"],
+        ["envs.webshop.source='real' needs envs.webshop.product_file and envs.webshop.attr_file", "setup.sh"],
+    ),
+    "qa real without data": (
+        ["--set", "envs.search_qa.source=real"],
+        ["envs.search_qa.source='real' needs envs.search_qa.eval_files", "huggingface-cli download"],
+    ),
     "qa parquet": (
         ["--set", "envs.search_qa.eval_files=[{tmp}/nq/test.parquet]"],
         ["envs.search_qa.eval_files: file not found: {tmp}/nq/test.parquet", "huggingface-cli download"],

@@ -170,6 +170,7 @@ def test_paper_plan_has_the_papers_hyperparameters(static_copy, paper_plan, env)
         protocol = (env_cfg.max_turns, env_cfg.history_length, env_cfg.invalid_penalty)
         assert protocol == (turns, history, penalty)
         assert getattr(cfg.eval, f"{env}_temperature") == temperature
+        assert env_cfg.source == "real"  # the paper's data, never the generated stand-ins
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -31,6 +31,9 @@ class SearchQAConfig:
     """Past (search, information) steps shown in the prompt (verl-agent H=4)."""
     invalid_penalty: float = 0.01
     """Invalid-action penalty coefficient the trainer applies (verl-agent uses 0.01 for Search)."""
+    source: Literal["auto", "real", "generated"] = "auto"
+    """Questions: `real` requires eval_files (the paper profile), `generated` ignores the question and corpus
+    files, `auto` uses the files when eval_files is set and the generated knowledge base otherwise."""
     train_files: tuple[str, ...] = ()
     """Question files (Search-R1 parquet / FlashRAG jsonl / HotpotQA jsonl) for the train panel."""
     eval_files: tuple[str, ...] = ()

@@ -119,7 +119,7 @@ class SearchQASuite(EnvSuite):
     # ---- data
     def _load(self):
         cfg = self.cfg
-        if cfg.eval_files:
+        if cfg.eval_files and cfg.source != "generated":
             pool = data_mod.load_questions(cfg.eval_files, cfg.default_source)
             train_pool = (
                 data_mod.load_questions(cfg.train_files, cfg.default_source) if cfg.train_files else []
@@ -128,7 +128,7 @@ class SearchQASuite(EnvSuite):
                 passages = data_mod.load_corpus(cfg.corpus_path)
             else:
                 passages = data_mod.passages_of([*pool, *train_pool])
-        elif cfg.train_files:
+        elif cfg.train_files and cfg.source != "generated":
             raise SearchQAError("search_qa.train_files is set but eval_files is not; set both or neither")
         else:
             kb = kb_mod.generate(cfg.kb_people, cfg.seed)

@@ -10,6 +10,9 @@ from typing import Literal
 class WebshopConfig:
     """WebShop settings (PROTOCOL.md §4; SDAR scripts: 15 turns, history 2, invalid penalty 0.1)."""
 
+    source: Literal["auto", "real", "generated"] = "auto"
+    """Catalogue: `real` requires product_file and attr_file (the paper profile), `generated` ignores them,
+    `auto` uses the real files when both are set and the generated catalogue otherwise."""
     product_file: str | None = None
     """Real WebShop products (`items_shuffle_1000.json` or `items_shuffle.json`); None = generated catalogue."""
     attr_file: str | None = None
@@ -46,6 +49,8 @@ class WebshopConfig:
     """Longer prompts fall back to the no-history template (verl-agent)."""
 
     def __post_init__(self):
+        if self.source not in ("auto", "real", "generated"):
+            raise ValueError(f"webshop: source {self.source!r}; valid choices: auto, real, generated")
         if (self.product_file is None) != (self.attr_file is None):
             raise ValueError("webshop: product_file and attr_file go together (real WebShop data needs both)")
         if self.product_file is None and not self.num_products:

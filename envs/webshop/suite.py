@@ -158,7 +158,7 @@ class WebshopSuite(EnvSuite):
             cfg.history_length,
             cfg.invalid_penalty,
         )
-        if cfg.product_file is not None:
+        if cfg.product_file is not None and cfg.source != "generated":
             products, goals = load_real(
                 cfg.product_file, cfg.attr_file, num_products=cfg.num_products, seed=cfg.seed
             )
