@@ -123,6 +123,14 @@ def rollout(
     return flat, results
 
 
+def mixed_group_ratio(results: Sequence[EpisodeResult]) -> float:
+    """Share of groups (episodes with one uid) whose rewards differ: the groups GRPO learns from."""
+    rewards: dict[str, set[float]] = {}
+    for r in results:
+        rewards.setdefault(r.uid, set()).add(r.reward)
+    return sum(len(v) > 1 for v in rewards.values()) / max(1, len(rewards))
+
+
 def summarize(results: Sequence[EpisodeResult], columns: Sequence[str]) -> dict[str, float]:
     """Success rate, per-column rates, mean score and turns over episodes (metric names without namespace)."""
     n = max(1, len(results))

@@ -190,7 +190,7 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
     from sdar.methods import compute_advantages, get_method, total_loss
     from sdar.models import load_tokenizer
     from sdar.policy import batched_logprobs, make_policy, sequence_logprobs
-    from sdar.rollout import rollout, summarize
+    from sdar.rollout import mixed_group_ratio, rollout, summarize
     from sdar.teacher import teacher_logprobs
 
     # ---- setup
@@ -275,6 +275,7 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
         t_rollout = now() - t0
         all_episodes = gather_object(episodes) if world > 1 else episodes
         record.update({f"rollout/{k}": v for k, v in summarize(all_episodes, suite.columns).items()})
+        record["rollout/mixed_group_ratio"] = mixed_group_ratio(all_episodes)
 
         # ---- advantages over all step samples of each group
         scores = torch.tensor([s.reward for s in samples])

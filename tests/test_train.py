@@ -62,6 +62,7 @@ def test_every_training_row_trains_and_evaluates(cell, tmp_path, method):
         assert (out / name).is_file(), name
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert lines[0]["step"] == 0 and "rollout/success_rate" in lines[0] and "loss/pg" in lines[0]
+    assert 0.0 <= lines[0]["rollout/mixed_group_ratio"] <= 1.0
     assert lines[0]["optimizer_steps"] >= 1 and lines[0]["grad_norm"] > 0
     if METHODS[method].needs_teacher:
         assert "sdar/teacher_old_gap_mean" in lines[0]
@@ -72,6 +73,19 @@ def test_every_training_row_trains_and_evaluates(cell, tmp_path, method):
     assert res.returncode == 0, res.stderr[-3000:]
     ev = json.loads((out / "eval.json").read_text())
     assert ev["method"] == method and ev["panel_size"] == 4 and 0.0 <= ev["success_rate"] <= 1.0
+
+
+def test_mixed_group_ratio_counts_groups_whose_rewards_differ():
+    from sdar.rollout import EpisodeResult, mixed_group_ratio
+
+    def ep(uid, reward):
+        return EpisodeResult("t", "pick", uid, reward > 0, reward, float(reward > 0), 3, 3)
+
+    # groups a: 10 / 0 (mixed), b: 0 / 0, c: 10 / 10; then d: 0 / 10 (mixed)
+    eps = [ep("a", 10.0), ep("a", 0.0), ep("b", 0.0), ep("b", 0.0), ep("c", 10.0), ep("c", 10.0)]
+    assert mixed_group_ratio(eps) == 1 / 3
+    assert mixed_group_ratio(eps + [ep("d", 0.0), ep("d", 10.0)]) == 2 / 4
+    assert mixed_group_ratio([]) == 0.0
 
 
 @pytest.mark.parametrize("env", ["alfworld", "search_qa"])
