@@ -74,15 +74,18 @@ def _search_qa(c) -> None:
 
     if c.retriever == "http":
         _probe_server(c.retriever_url, c.http_timeout_s)
-    if c.source == "generated":
-        return
     if c.source == "real" and not c.eval_files:
         raise ConfigError(f"envs.search_qa.source='real' needs envs.search_qa.eval_files. {HOW_TO_GET}")
-    if c.train_files and not c.eval_files:
+    questions = c.source != "generated"  # generated: the question files are not read (the corpus still is)
+    if questions and c.train_files and not c.eval_files:
         raise ConfigError(
             "envs.search_qa.train_files is set but envs.search_qa.eval_files is not; set both or neither"
         )
-    files = [("eval_files", p) for p in c.eval_files] + [("train_files", p) for p in c.train_files]
+    files = (
+        [("eval_files", p) for p in c.eval_files] + [("train_files", p) for p in c.train_files]
+        if questions
+        else []
+    )
     if c.corpus_path:
         files.append(("corpus_path", c.corpus_path))
     for name, path in files:

@@ -448,6 +448,15 @@ BAD = {
         ["--set", "envs.search_qa.corpus_path={tmp}/wiki-18.jsonl"],
         ["envs.search_qa.corpus_path: file not found: {tmp}/wiki-18.jsonl", "wiki-18-corpus"],
     ),
+    "qa corpus with generated questions": (
+        [
+            "--set",
+            "envs.search_qa.source=generated",
+            "--set",
+            "envs.search_qa.corpus_path={tmp}/wiki-18.jsonl",
+        ],
+        ["envs.search_qa.corpus_path: file not found: {tmp}/wiki-18.jsonl"],
+    ),
     "qa server down": (
         [
             "--set",

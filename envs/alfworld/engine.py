@@ -138,10 +138,8 @@ def map_command(command: str, admissible: tuple[str, ...]) -> str:
 
 
 def _memoize(module, name: str, *, copy: bool, maxsize: int | None = None) -> None:
-    """Replace `module.name`, a pure function of hashable arguments, by a cached version (idempotent)."""
+    """Replace `module.name`, a pure function of hashable arguments, by a cached version."""
     fn = getattr(module, name)
-    if getattr(fn, "_sdar_memo", False):
-        return
     cached = functools.lru_cache(maxsize=maxsize)(fn)
 
     @functools.wraps(fn)
@@ -149,11 +147,11 @@ def _memoize(module, name: str, *, copy: bool, maxsize: int | None = None) -> No
         out = cached(*args, **kwargs)
         return deepcopy(out) if copy else out
 
-    wrapper._sdar_memo = True
     wrapper.cache_info = cached.cache_info
     setattr(module, name, wrapper)
 
 
+@functools.cache  # once per process, on the first game
 def _speed_up_engine() -> None:
     """Cache the engine's pure parsers; every text, state and plan is unchanged (tests/test_alfworld.py).
 

@@ -32,8 +32,9 @@ class SearchQAConfig:
     invalid_penalty: float = 0.01
     """Invalid-action penalty coefficient the trainer applies (verl-agent uses 0.01 for Search)."""
     source: Literal["auto", "real", "generated"] = "auto"
-    """Questions: `real` requires eval_files (the paper profile), `generated` ignores the question and corpus
-    files, `auto` uses the files when eval_files is set and the generated knowledge base otherwise."""
+    """Questions: `real` requires eval_files (the paper profile), `generated` ignores the question files (a
+    `corpus_path` still replaces the generated passages), `auto` uses the question files when eval_files is set
+    and the generated knowledge base otherwise."""
     train_files: tuple[str, ...] = ()
     """Question files (Search-R1 parquet / FlashRAG jsonl / HotpotQA jsonl) for the train panel."""
     eval_files: tuple[str, ...] = ()

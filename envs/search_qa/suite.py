@@ -232,7 +232,7 @@ _RELATIONS: dict[str, str] = {
 }
 
 
-def _query(entity: str, relation: str, instruction: str = "") -> str:
+def _query(entity: str, relation: str, instruction: str) -> str:
     """The search for `relation` of `entity`, in the question's own spelling of it when the question names it
     (NQ-style questions are lowercased: "who directed the lost harbor?" searches "the lost harbor", a span a
     policy can copy; BM25 lowercases anyway, so the results are the same)."""

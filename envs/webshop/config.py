@@ -49,8 +49,6 @@ class WebshopConfig:
     """Longer prompts fall back to the no-history template (verl-agent)."""
 
     def __post_init__(self):
-        if self.source not in ("auto", "real", "generated"):
-            raise ValueError(f"webshop: source {self.source!r}; valid choices: auto, real, generated")
         if (self.product_file is None) != (self.attr_file is None):
             raise ValueError("webshop: product_file and attr_file go together (real WebShop data needs both)")
         if self.product_file is None and not self.num_products:
