@@ -91,6 +91,24 @@ def test_lint_is_clean(static_copy, configfile):
     assert res.returncode == 0 and "Lints for" not in text, text[-5000:]
 
 
+@pytest.mark.parametrize("scope", ["shared", "per_env"])
+def test_warm_start_scope_plans_one_model_or_one_per_env(static_copy, scope):
+    plan = snakemake(static_copy, "--dry-run", "--printshellcmds", "--config", f"warmstart_scope={scope}").stdout
+    envs = ("alfworld", "webshop", "search_qa")
+    starts = re.findall(r"sdar-bench warmstart .*--out (\S+)(.*)", plan)
+    trains = re.findall(r"sdar-bench train .*--env (\S+) .*--model-dir (\S+)", plan)
+    assert trains and job_stats(plan)["warmstart"] == len(starts)
+    if scope == "shared":  # one model on every environment's demonstrations
+        assert [out for out, _ in starts] == ["results/mini/vanilla/tiny-qwen3"]
+        assert "warmstart.envs" not in starts[0][1]
+        assert {start for _, start in trains} == {starts[0][0]}
+    else:  # one per environment, on its own demonstrations, and each cell starts from its env's model
+        assert sorted(out for out, _ in starts) == sorted(f"results/mini/vanilla/tiny-qwen3/{e}" for e in envs)
+        for out, flags in starts:
+            assert f"'warmstart.envs=[{Path(out).name}]'" in flags
+        assert all(start == f"results/mini/vanilla/tiny-qwen3/{env}" for env, start in trains)
+
+
 @pytest.fixture(scope="module")
 def paper_plan(static_copy):
     return snakemake(static_copy, "--dry-run", "--printshellcmds", "--configfile", "config/paper.yaml").stdout
@@ -253,11 +271,13 @@ def test_every_cell_has_its_files(smoke):
             assert [s["step"] for s in steps] == [0, 1, 2] and "rollout/success_rate" in steps[0]
             assert ("sdar/teacher_gap_mean" in steps[0]) == METHODS[method].needs_teacher
             assert (d / "checkpoint" / "model" / "config.json").is_file() and (d / "train.done").is_file()
+            start = json.loads((d / "run.json").read_text())["model"]["dir"]
+            assert start.endswith(f"vanilla/{model}/{env}"), start  # its own environment's warm start
             assert (root / OUT / "benchmarks" / "train" / f"{rel}.tsv").read_text().startswith("s\t")
         else:  # evaluation-only rows reuse a checkpoint: nothing trained in their cell
             assert not (d / "checkpoint").exists() and not (d / "metrics.jsonl").exists()
             source = json.loads((d / "run.json").read_text())
-            expected = "skill_grpo/" if method == "skill_grpo*" else "vanilla/"
+            expected = "skill_grpo/" if method == "skill_grpo*" else f"vanilla/{model}/{env}\""
             assert expected in json.dumps(source), source
 
 
@@ -267,9 +287,11 @@ def test_models_and_warm_start(smoke):
     for model in SMOKE["models"]:
         cfg = json.loads((root / OUT / "models" / model / "config.json").read_text())
         assert cfg["num_hidden_layers"] == 1  # the smoke profile's model size
-        summary = json.loads((root / OUT / "vanilla" / model / "warmstart.json").read_text())
-        assert summary["steps"] == 2 and summary["examples"] > 0
-        assert (root / OUT / "benchmarks" / "warmstart" / f"{model}.tsv").is_file()
+        assert SMOKE["warmstart_scope"] == "per_env"  # one vanilla model per environment, on its own demonstrations
+        for env in SMOKE["envs"]:
+            summary = json.loads((root / OUT / "vanilla" / model / env / "warmstart.json").read_text())
+            assert summary["steps"] == 2 and list(summary["envs"]) == [env] and summary["examples"] > 0
+            assert (root / OUT / "benchmarks" / "warmstart" / model / f"{env}.tsv").is_file()
 
 
 def test_collected_results(smoke):
@@ -320,8 +342,9 @@ def test_tables_and_figures(smoke):
 
 def test_every_rule_logged(smoke):
     logs = smoke["root"] / OUT / "logs"
-    for name in ("corpus.log", "collect.log", "tables.log", "plots.log", "warmstart/tiny-qwen3.log",
-                 "build_model/tiny-qwen3.log", *(f"env_data/{e}.log" for e in SMOKE["envs"])):  # fmt: skip
+    for name in ("corpus.log", "collect.log", "tables.log", "plots.log", "build_model/tiny-qwen3.log",
+                 *(f"env_data/{e}.log" for e in SMOKE["envs"]),
+                 *(f"warmstart/tiny-qwen3/{e}.log" for e in SMOKE["envs"])):  # fmt: skip
         assert (logs / name).is_file(), name
 
 

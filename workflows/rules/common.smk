@@ -141,18 +141,43 @@ def corpus_input(model):
     return [f"{OUT}/data/corpus.txt"] if get_alias(model).kind == "tiny" else []
 
 
-def vanilla_marker(model):
-    """The starting checkpoint of every cell: the warm-started model, or the built model itself."""
+# The warm start's output: one model for all environments, or one per environment (`warmstart_scope`).
+PER_ENV_WARMSTART = config["warmstart_scope"] == "per_env"
+VANILLA = (
+    f"{OUT}/vanilla/{{model}}/{{env}}"
+    if PER_ENV_WARMSTART
+    else f"{OUT}/vanilla/{{model}}"
+)
+
+
+def vanilla_marker(model, env):
+    """The starting checkpoint of a cell: the warm-started model (of its env, with a per-env warm start),
+    or the built model itself."""
     if config["warmstart"]:
-        return f"{OUT}/vanilla/{model}/warmstart.json"
+        return str(Path(VANILLA.format(model=model, env=env), "warmstart.json"))
     return f"{OUT}/models/{model}/config.json"
+
+
+# the warm start's log and benchmark names
+WARMSTART_TAG = "{model}/{env}" if PER_ENV_WARMSTART else "{model}"
+
+
+def warmstart_env(wildcards):
+    """The environment of a per-env warm start; None for the shared one."""
+    return wildcards.env if PER_ENV_WARMSTART else None
+
+
+def warmstart_flags(wildcards):
+    env = warmstart_env(wildcards)
+    only = f" --set 'warmstart.envs=[{env}]'" if env else ""
+    return f"{suite_flags(env)} --set paths.env_cache={ENV_CACHE}{only}"
 
 
 def checkpoint_marker(wildcards):
     """What an evaluation-only row evaluates: `vanilla`, or the trained checkpoint of its row (skill_grpo*)."""
     row = get_method(method_from_slug(wildcards.method))
     if row.checkpoint == "vanilla":
-        return vanilla_marker(wildcards.model)
+        return vanilla_marker(wildcards.model, wildcards.env)
     source = dict(wildcards, method=method_slug(row.checkpoint))
     return str(Path(CELL.format(**source), "train.done"))
 

@@ -5,7 +5,7 @@
 
 rule train:
     input:
-        model=lambda wildcards: vanilla_marker(wildcards.model),
+        model=lambda wildcards: vanilla_marker(wildcards.model, wildcards.env),
         env=f"{OUT}/data/envs/{{env}}.json",
     output:
         touch(f"{CELL}/train.done"),

@@ -1,18 +1,22 @@
-# Warm start: supervised fine-tuning of the built model on noisy expert turns of every environment, shared by
-# all methods and environments; its result is the `vanilla` model every cell starts from (profiles with
-# `warmstart: false` start from the built model itself, as the paper starts from an instruct model).
+# Warm start: supervised fine-tuning of the built model on noisy expert turns; its result is the `vanilla` model
+# the cells start from. `warmstart_scope: shared` trains one model on every environment's demonstrations,
+# `per_env` one per environment on its own (read with that environment's config files). Profiles with
+# `warmstart: false` start from the built model itself, as the paper starts from an instruct model.
 
 
 rule warmstart:
     input:
         model=f"{OUT}/models/{{model}}/config.json",
-        envs=expand(f"{OUT}/data/envs/{{env}}.json", env=ALL_ENVS),
+        envs=lambda wildcards: expand(
+            f"{OUT}/data/envs/{{env}}.json",
+            env=[warmstart_env(wildcards)] if PER_ENV_WARMSTART else ALL_ENVS,
+        ),
     output:
-        f"{OUT}/vanilla/{{model}}/warmstart.json",
+        f"{VANILLA}/warmstart.json",
     log:
-        f"{OUT}/logs/warmstart/{{model}}.log",
+        f"{OUT}/logs/warmstart/{WARMSTART_TAG}.log",
     benchmark:
-        f"{OUT}/benchmarks/warmstart/{{model}}.tsv"
+        f"{OUT}/benchmarks/warmstart/{WARMSTART_TAG}.tsv"
     conda:
         CONDA_ENV
     threads: config["threads"]
@@ -21,8 +25,10 @@ rule warmstart:
     params:
         base=lambda wildcards, input: parent(input.model),
         out=lambda wildcards, output: parent(output[0]),
-        flags=f"{suite_flags()} --set paths.env_cache={ENV_CACHE}",
-        settings=settings(None, "warmstart", "envs", "skills"),
+        flags=warmstart_flags,
+        settings=lambda wildcards: settings(
+            warmstart_env(wildcards), "warmstart", "envs", "skills"
+        ),
     shell:
         "sdar-bench warmstart --model {wildcards.model} --model-dir {params.base} --out {params.out} {params.flags} "
         "--set train.threads={threads} > {log} 2>&1"
