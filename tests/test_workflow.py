@@ -93,7 +93,9 @@ def test_lint_is_clean(static_copy, configfile):
 
 @pytest.mark.parametrize("scope", ["shared", "per_env"])
 def test_warm_start_scope_plans_one_model_or_one_per_env(static_copy, scope):
-    plan = snakemake(static_copy, "--dry-run", "--printshellcmds", "--config", f"warmstart_scope={scope}").stdout
+    plan = snakemake(
+        static_copy, "--dry-run", "--printshellcmds", "--config", f"warmstart_scope={scope}"
+    ).stdout
     envs = ("alfworld", "webshop", "search_qa")
     starts = re.findall(r"sdar-bench warmstart .*--out (\S+)(.*)", plan)
     trains = re.findall(r"sdar-bench train .*--env (\S+) .*--model-dir (\S+)", plan)
@@ -103,7 +105,9 @@ def test_warm_start_scope_plans_one_model_or_one_per_env(static_copy, scope):
         assert "warmstart.envs" not in starts[0][1]
         assert {start for _, start in trains} == {starts[0][0]}
     else:  # one per environment, on its own demonstrations, and each cell starts from its env's model
-        assert sorted(out for out, _ in starts) == sorted(f"results/mini/vanilla/tiny-qwen3/{e}" for e in envs)
+        assert sorted(out for out, _ in starts) == sorted(
+            f"results/mini/vanilla/tiny-qwen3/{e}" for e in envs
+        )
         for out, flags in starts:
             assert f"'warmstart.envs=[{Path(out).name}]'" in flags
         assert all(start == f"results/mini/vanilla/tiny-qwen3/{env}" for env, start in trains)
@@ -277,7 +281,7 @@ def test_every_cell_has_its_files(smoke):
         else:  # evaluation-only rows reuse a checkpoint: nothing trained in their cell
             assert not (d / "checkpoint").exists() and not (d / "metrics.jsonl").exists()
             source = json.loads((d / "run.json").read_text())
-            expected = "skill_grpo/" if method == "skill_grpo*" else f"vanilla/{model}/{env}\""
+            expected = "skill_grpo/" if method == "skill_grpo*" else f'vanilla/{model}/{env}"'
             assert expected in json.dumps(source), source
 
 
@@ -287,7 +291,9 @@ def test_models_and_warm_start(smoke):
     for model in SMOKE["models"]:
         cfg = json.loads((root / OUT / "models" / model / "config.json").read_text())
         assert cfg["num_hidden_layers"] == 1  # the smoke profile's model size
-        assert SMOKE["warmstart_scope"] == "per_env"  # one vanilla model per environment, on its own demonstrations
+        assert (
+            SMOKE["warmstart_scope"] == "per_env"
+        )  # one vanilla model per environment, on its own demonstrations
         for env in SMOKE["envs"]:
             summary = json.loads((root / OUT / "vanilla" / model / env / "warmstart.json").read_text())
             assert summary["steps"] == 2 and list(summary["envs"]) == [env] and summary["examples"] > 0
