@@ -73,11 +73,55 @@ def test_expert_searches_the_question_s_own_spelling(suite):
         task = suite.task(tid)
         env = suite.make_env()
         env.reset(tid)
-        m = re.search(r"<search>(.*?)</search>", suite.expert_action(env))
+        m = re.search(r"<search> (.*?) </search>", suite.expert_action(env))
         if m and task.category == "nq":
             seen += 1
             assert m.group(1) in task.instruction, (m.group(1), task.instruction)
     assert seen >= 10
+
+
+def test_expert_copies_spans_token_for_token(suite):
+    """The expert's queries and answers tokenize exactly as their source (the question, the retrieved passages)
+    under a byte-level BPE like the tiny models', so imitating the expert is copying tokens: `<answer> X </answer>`
+    keeps X's leading space, which `<answer>X</answer>` would drop (a different first token)."""
+    import re
+
+    from sdar.models import train_tokenizer
+
+    tok = train_tokenizer([p[1] for p in suite.passages[:2000]], 800)
+    ids = tok(" ").input_ids
+
+    def inside(reply: str) -> list[int]:
+        x = tok(reply).input_ids
+        tag = re.search(r"<(search|answer)>", reply).group(0)
+        start, end = (
+            x.index(tok.convert_tokens_to_ids(tag)) + 1,
+            x.index(tok.convert_tokens_to_ids(tag[0] + "/" + tag[1:])),
+        )
+        return (
+            x[start : end - 1] if x[end - 1 : end] == ids else x[start:end]
+        )  # the padding space before the tag
+
+    def occurs(span: list[int], text: str) -> bool:
+        x = tok(text).input_ids
+        return any(x[i : i + len(span)] == span for i in range(len(x) - len(span) + 1))
+
+    copied = {"search": 0, "answer": 0}
+    for tid in suite.panel("eval").task_ids[::4]:
+        task, env = suite.task(tid), suite.make_env()
+        obs = env.reset(tid)
+        for _ in range(suite.max_turns):
+            reply = suite.expert_action(env)
+            kind, span = re.search(r"<(search|answer)> ?(.*?) ?</", reply).groups()
+            source = task.instruction if kind == "search" else obs.text
+            if f" {span}" in source:  # a span written in its source (not "capital X", not a derived answer)
+                assert occurs(inside(reply), source), (reply, source)
+                copied[kind] += 1
+            res = env.step(reply)
+            obs = res.observation
+            if res.done:
+                break
+    assert min(copied.values()) >= 10, copied
 
 
 def test_episode_rules(suite):

@@ -253,7 +253,11 @@ def read_relation(contents: Sequence[str], entity: str, relation: str) -> str | 
 
 
 def _say(think: str, tag: str, content: str) -> str:
-    return f"<think>{think}</think><{tag}>{content}</{tag}>"
+    """The expert's reply, spaced as the instruction's own examples (`<search> query </search>`, `<answer> Beijing
+    </answer>`): with the space, a copied span tokenizes as it does in the question and the passages (byte-level
+    BPE joins a word to its leading space), so a policy copies tokens instead of re-spelling the first word.
+    The parser strips the padding (PROTOCOL.md §1.4), so the action and the reward are the same either way."""
+    return f"<think>{think}</think><{tag}> {content} </{tag}>"
 
 
 def expert_reply(task: Task, searches: list[tuple[str, list[str]]]) -> str:
