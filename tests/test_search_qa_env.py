@@ -89,7 +89,7 @@ def test_expert_copies_spans_token_for_token(suite):
     from sdar.models import train_tokenizer
 
     tok = train_tokenizer([p[1] for p in suite.passages[:2000]], 800)
-    ids = tok(" ").input_ids
+    space = tok(" ").input_ids
 
     def inside(reply: str) -> list[int]:
         x = tok(reply).input_ids
@@ -98,9 +98,8 @@ def test_expert_copies_spans_token_for_token(suite):
             x.index(tok.convert_tokens_to_ids(tag)) + 1,
             x.index(tok.convert_tokens_to_ids(tag[0] + "/" + tag[1:])),
         )
-        return (
-            x[start : end - 1] if x[end - 1 : end] == ids else x[start:end]
-        )  # the padding space before the tag
+        # without the padding space before the closing tag
+        return x[start : end - 1] if x[end - 1 : end] == space else x[start:end]
 
     def occurs(span: list[int], text: str) -> bool:
         x = tok(text).input_ids

@@ -291,9 +291,8 @@ def test_models_and_warm_start(smoke):
     for model in SMOKE["models"]:
         cfg = json.loads((root / OUT / "models" / model / "config.json").read_text())
         assert cfg["num_hidden_layers"] == 1  # the smoke profile's model size
-        assert (
-            SMOKE["warmstart_scope"] == "per_env"
-        )  # one vanilla model per environment, on its own demonstrations
+        # one vanilla model per environment, on its own demonstrations
+        assert SMOKE["warmstart_scope"] == "per_env"
         for env in SMOKE["envs"]:
             summary = json.loads((root / OUT / "vanilla" / model / env / "warmstart.json").read_text())
             assert summary["steps"] == 2 and list(summary["envs"]) == [env] and summary["examples"] > 0

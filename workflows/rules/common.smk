@@ -131,9 +131,14 @@ def settings(env, *sections):
     return out
 
 
+def cached_flags(env=None):
+    """`suite_flags(env)` and the profile's shared environment cache (every job that plays an environment)."""
+    return f"{suite_flags(env)} --set paths.env_cache={ENV_CACHE}"
+
+
 def cell_flags(wildcards):
     """The flags of one cell: its env's overrides and the profile's shared environment cache."""
-    return f"{suite_flags(wildcards.env)} --set paths.env_cache={ENV_CACHE}"
+    return cached_flags(wildcards.env)
 
 
 def corpus_input(model):
@@ -141,13 +146,11 @@ def corpus_input(model):
     return [f"{OUT}/data/corpus.txt"] if get_alias(model).kind == "tiny" else []
 
 
-# The warm start's output: one model for all environments, or one per environment (`warmstart_scope`).
+# The warm start's output: one model for all environments, or one per environment (`warmstart_scope`);
+# WARMSTART_TAG also names its log and benchmark files.
 PER_ENV_WARMSTART = config["warmstart_scope"] == "per_env"
-VANILLA = (
-    f"{OUT}/vanilla/{{model}}/{{env}}"
-    if PER_ENV_WARMSTART
-    else f"{OUT}/vanilla/{{model}}"
-)
+WARMSTART_TAG = "{model}/{env}" if PER_ENV_WARMSTART else "{model}"
+VANILLA = f"{OUT}/vanilla/{WARMSTART_TAG}"
 
 
 def vanilla_marker(model, env):
@@ -158,10 +161,6 @@ def vanilla_marker(model, env):
     return f"{OUT}/models/{model}/config.json"
 
 
-# the warm start's log and benchmark names
-WARMSTART_TAG = "{model}/{env}" if PER_ENV_WARMSTART else "{model}"
-
-
 def warmstart_env(wildcards):
     """The environment of a per-env warm start; None for the shared one."""
     return wildcards.env if PER_ENV_WARMSTART else None
@@ -170,7 +169,7 @@ def warmstart_env(wildcards):
 def warmstart_flags(wildcards):
     env = warmstart_env(wildcards)
     only = f" --set 'warmstart.envs=[{env}]'" if env else ""
-    return f"{suite_flags(env)} --set paths.env_cache={ENV_CACHE}{only}"
+    return cached_flags(env) + only
 
 
 def checkpoint_marker(wildcards):
