@@ -1,5 +1,6 @@
 """WebShop environment: parser, pages, rewards, panels, prompt, expert and the data loaders."""
 
+import dataclasses
 import json
 
 import pytest
@@ -206,7 +207,14 @@ def test_prompt_first_step_history_window_and_fallback(suite):
 # ---------------------------------------------------------------------------------------------- expert
 
 
-def test_expert_succeeds_on_the_eval_panel(suite):
+@pytest.fixture(scope="module")
+def first_match_suite(tmp_path_factory):
+    return WebshopSuite(dataclasses.replace(SMALL, expert="first_match"), tmp_path_factory.mktemp("ws_fm"))
+
+
+@pytest.mark.parametrize("expert", ["target", "first_match"])
+def test_expert_succeeds_on_the_eval_panel(expert, suite, first_match_suite):
+    suite = first_match_suite if expert == "first_match" else suite
     env, wins = suite.make_env(), 0
     for tid in suite.panel("eval").task_ids:
         env.reset(tid)
@@ -219,6 +227,28 @@ def test_expert_succeeds_on_the_eval_panel(suite):
                 break
         wins += r.success
     assert wins / len(suite.panel("eval").task_ids) >= 0.95
+
+
+def test_first_match_expert_buys_the_first_result_that_scores_one(suite, first_match_suite):
+    """The target expert pages to the goal's own product; first_match clicks the first product on the page
+    that the goal's options buy at score 1.0, so its clicks go to the top result more often."""
+    bought_other, top_clicks = 0, {"target": 0, "first_match": 0}
+    for name, s in (("target", suite), ("first_match", first_match_suite)):
+        env = s.make_env()
+        for tid in s.panel("eval").task_ids:
+            env.reset(tid)
+            env.step(s.expert_action(env))  # the search
+            products = [c for c in env.observation.admissible if c[6:-1] not in ("back to search", "next >")]
+            click = s.expert_action(env).split("<action>")[1].removesuffix("</action>")
+            top_clicks[name] += click == products[0]
+            if name == "first_match" and click in products:
+                asins = [p[6:-1].upper() for p in products]
+                chosen = asins.index(click[6:-1].upper())
+                # every product before the chosen one scores below 1.0, the chosen one 1.0
+                assert [s._wanted_item(env.goal, a) for a in asins[: chosen + 1]] == [False] * chosen + [True]
+                bought_other += asins[chosen] != env.goal.asin
+    assert top_clicks["first_match"] > top_clicks["target"]
+    assert bought_other > 0
 
 
 # ---------------------------------------------------------------------------------------------- data

@@ -47,6 +47,11 @@ class WebshopConfig:
     model name (upstream: en_core_web_lg)."""
     max_prompt_chars: int = 13000
     """Longer prompts fall back to the no-history template (verl-agent)."""
+    expert: Literal["target", "first_match"] = "target"
+    """The warm start's demonstrator (upstream has none). `target` pages to the goal's own product (it knows the
+    ASIN); `first_match` clicks the first result a purchase with the goal's options would score 1.0 on, which
+    is the top result for ~60 % of generated goals. Several results often share the target's title, and only
+    `first_match`'s choice can be learnt from what the page shows (the mini profile's setting)."""
 
     def __post_init__(self):
         if (self.product_file is None) != (self.attr_file is None):

@@ -10,8 +10,9 @@
   are no-ops with reward 0.
 - Panels: goals are shuffled once (Random(233), as upstream); eval = the first `eval_panel_size`, train = from
   `train_offset` on. Both are written under `cache_dir/panels/` with their content hash.
-- Expert: privileged (knows the target ASIN): searches the instruction's key phrase, pages through results to
-  the target, falls back to a search by the product name, picks the goal's options, buys.
+- Expert: privileged (knows the goal): searches the instruction's key phrase, pages through results to the
+  target (`expert: target`) or to the first result that scores 1.0 with the goal's options (`first_match`),
+  falls back to a search by the product name, picks the goal's options, buys.
 
 Run: `python -m benchmarks.env_webshop` (steps/s and expert / random success on the eval panel).
 """
@@ -170,6 +171,7 @@ class WebshopSuite(EnvSuite):
             self.products, SearchIndex(products, cfg.search_return_n), cfg.results_per_page
         )
         self.tagger = NounTagger(cfg.noun_tagger)
+        self._matches: dict[tuple[str, str], bool] = {}  # (goal, asin) -> the first_match expert buys it
         order = [g.goal_id for g in goals]
         if len(order) <= cfg.train_offset:
             raise ValueError(f"webshop: {len(order)} goals, not more than train_offset={cfg.train_offset}")
@@ -267,15 +269,16 @@ class WebshopSuite(EnvSuite):
             return f"search[{query}]", "search for the item"
         if s.page == "results":
             asins = self.browser.clickables(s)
-            if goal.asin.lower() in asins:
-                return f"click[{goal.asin.lower()}]", "this is the item"
+            for asin in (a for a in asins if a not in (BACK, PREV, NEXT)):
+                if self._wanted_item(goal, asin.upper()):
+                    return f"click[{asin}]", "this is the item"
             if NEXT in asins:
                 return f"click[{NEXT}]", "not on this page"
             return f"click[{BACK}]", "not found, search again"
         if s.page in SUB_PAGES:
             return f"click[{PREV}]", "back to the item"
         if s.page == "item":
-            if s.asin != goal.asin:
+            if not self._wanted_item(goal, s.asin):
                 return f"click[{PREV}]", "wrong item"
             for name, values in self.products[s.asin].options.items():
                 want = self._wanted_option(goal, name, values)
@@ -283,6 +286,22 @@ class WebshopSuite(EnvSuite):
                     return f"click[{want}]", f"choose {want}"
             return f"click[{BUY}]", "buy it"
         return f"click[{BUY}]", "done"
+
+    def _wanted_item(self, goal: Goal, asin: str) -> bool:
+        """The expert's choice: the goal's own product, or (`first_match`) any product the goal's options buy at
+        score 1.0; options are chosen as the item page does (the last group holding a value wins)."""
+        if asin == goal.asin or self.cfg.expert == "target":
+            return asin == goal.asin
+        key = (goal.goal_id, asin)
+        if key not in self._matches:
+            options = self.products[asin].options
+            chosen: dict[str, str] = {}
+            for name, values in options.items():
+                want = self._wanted_option(goal, name, values)
+                if want is not None:
+                    chosen[[n for n, vs in options.items() if want in vs][-1]] = want
+            self._matches[key] = self.score(goal, asin, list(chosen.values())).total == 1.0
+        return self._matches[key]
 
     @staticmethod
     def _wanted_option(goal: Goal, name: str, values: Sequence[str]) -> str | None:
