@@ -322,3 +322,40 @@ def test_random_action_searches_the_key_phrase(suite):
         "<think>explore</think><action>click[search]</action>",
     }
     assert not key.startswith("i need")
+
+
+# ---------------------------------------------------------------------------------------------- bm25s and JAX
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import envs.webshop.engine",
+        "from envs.search_qa.retrievers import BM25Retriever; BM25Retriever([('1', 'a')])",
+    ],
+)
+def test_bm25s_starts_jax_on_the_cpu(code, tmp_path):
+    """bm25s runs a JAX top-k at import when JAX is installed; on a GPU machine that preallocated 75 % of the
+    GPU (61 GiB of an H100) before the trainer's first CUDA call. A stand-in `jax` records the platform JAX
+    would start on; the user's own JAX_PLATFORMS wins."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "jax").mkdir()
+    (tmp_path / "jax" / "__init__.py").write_text("")
+    (tmp_path / "jax" / "lax.py").write_text(
+        "import os, pathlib\n"
+        "def top_k(x, k):\n"
+        f"    pathlib.Path({str(tmp_path / 'platform.txt')!r}).write_text(os.environ.get('JAX_PLATFORMS', 'unset'))\n"
+        "    return x[:k], list(range(k))\n"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    for preset, expected in ((None, "cpu"), ("cuda", "cuda")):
+        env = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}
+        env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(repo)])
+        if preset:
+            env["JAX_PLATFORMS"] = preset
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=repo)
+        assert (tmp_path / "platform.txt").read_text() == expected

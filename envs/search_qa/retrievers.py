@@ -59,7 +59,7 @@ def tokenize(text: str) -> list[str]:
 
 class BM25Retriever:
     def __init__(self, passages: Sequence[tuple[str, str]], cache_size: int = 4096):
-        import bm25s
+        from envs.bm25 import bm25s
 
         if not passages:
             raise SearchQAError("BM25Retriever: the corpus is empty")

@@ -19,9 +19,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import bm25s
 import numpy as np
 
+from envs.bm25 import bm25s
 from envs.webshop.catalogue import Product
 
 BACK, PREV, NEXT, BUY = "back to search", "< prev", "next >", "buy now"
