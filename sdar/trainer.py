@@ -154,10 +154,20 @@ def append_jsonl(path: Path, record: dict) -> None:
         f.flush()
 
 
-def truncate_jsonl(path: Path, lines: int) -> None:
-    """Drop metric lines written after the checkpoint we resume from."""
+def truncate_jsonl(path: Path, lines: int, step: int) -> None:
+    """Drop metric lines written after the checkpoint we resume from (at `step`).
+
+    A finished run ends with its final evaluation, an eval-only line at `step`; extended with more steps, the
+    run evaluates inside step `step`'s record instead, so that line goes too and the extended run's file is the
+    longer run's."""
     if path.exists():
         kept = path.read_text().splitlines(keepends=True)[:lines]
+        if (
+            kept
+            and (last := json.loads(kept[-1]))["step"] == step
+            and not any(k.startswith("rollout/") for k in last)
+        ):
+            kept.pop()
         path.write_text("".join(kept))
 
 
@@ -235,7 +245,7 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
         scheduler.load_state_dict(state["scheduler"])
         start = state["step"]
         if main:
-            truncate_jsonl(metrics_path, state["metrics_lines"])
+            truncate_jsonl(metrics_path, state["metrics_lines"], start)
         log(f"resumed from {ckpt} at step {start}")
     elif main:  # a fresh run never appends to stale logs
         metrics_path.unlink(missing_ok=True)

@@ -131,6 +131,14 @@ def test_same_seed_gives_identical_files_and_sigkill_resume_matches(cell, tmp_pa
     for out in (full_a, killed):
         assert cli("evaluate", "--run", str(out)).returncode == 0
     assert (killed / "eval.json").read_text() == (full_a / "eval.json").read_text()
+    # a finished 2-step run extended to 3 steps: the same file as the 3-step run (its final eval line goes)
+    short = tmp_path / "s"
+    for steps in (2, 3):
+        res = cli(*train_args(cell, short, "grpo", "webshop", 1, "--set", f"train.steps={steps}"))
+        assert res.returncode == 0, res.stderr[-3000:]
+        if steps == 2:
+            assert json.loads((short / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 2
+    assert (short / "metrics.jsonl").read_text() == (full_a / "metrics.jsonl").read_text()
 
 
 def test_bad_cells_fail_before_any_work(cell, tmp_path):
