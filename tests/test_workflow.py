@@ -111,6 +111,9 @@ def test_warm_start_scope_plans_one_model_or_one_per_env(static_copy, scope):
         for out, flags in starts:
             assert f"'warmstart.envs=[{Path(out).name}]'" in flags
         assert all(start == f"results/mini/vanilla/tiny-qwen3/{env}" for env, start in trains)
+    # the mini profile's ALFWorld file (150 steps) reaches the ALFWorld cells and only them
+    for line in re.findall(r"sdar-bench train .*", plan):
+        assert ("--config config/profiles/mini_alfworld.yaml" in line) == ("--env alfworld" in line)
 
 
 @pytest.fixture(scope="module")
