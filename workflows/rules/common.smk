@@ -98,7 +98,7 @@ def config_files(env=None):
     None: rules that build all environments), the user's files (local data and model paths).
     """
     envs = ALL_ENVS if env is None else [env]
-    env_files = [config["env_config"][e] for e in envs if e in config["env_config"]]
+    env_files = [config["env_config"][e] for e in envs if config["env_config"].get(e)]
     return [config["sdar_config"], *env_files, *config["extra_config"]]
 
 
