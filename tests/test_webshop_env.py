@@ -2,6 +2,10 @@
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -338,11 +342,6 @@ def test_bm25s_starts_jax_on_the_cpu(code, tmp_path):
     """bm25s runs a JAX top-k at import when JAX is installed; on a GPU machine that preallocated 75 % of the
     GPU (61 GiB of an H100) before the trainer's first CUDA call. A stand-in `jax` records the platform JAX
     would start on; the user's own JAX_PLATFORMS wins."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     (tmp_path / "jax").mkdir()
     (tmp_path / "jax" / "__init__.py").write_text("")
     (tmp_path / "jax" / "lax.py").write_text(

@@ -85,7 +85,7 @@ class Browser:
             return ["search"]
         if s.page == "results":
             out = [BACK] + ([PREV] if s.page_no > 1 else []) + ([NEXT] if self._has_next(s) else [])
-            return out + [a.lower() for a in self._page_asins(s)]
+            return out + [a.lower() for a in self.page_asins(s)]
         if s.page == "item":
             values = [v for vs in self.products[s.asin].options.values() for v in vs]
             return [BACK, PREV, *dict.fromkeys(values), *SUB_PAGES, BUY]
@@ -93,7 +93,8 @@ class Browser:
             return [BACK, PREV]
         return []
 
-    def _page_asins(self, s: PageState) -> tuple[str, ...]:
+    def page_asins(self, s: PageState) -> tuple[str, ...]:
+        """The ASINs listed on the current results page, in order."""
         return s.results[(s.page_no - 1) * self.per_page : s.page_no * self.per_page]
 
     def _has_next(self, s: PageState) -> bool:
@@ -152,7 +153,7 @@ class Browser:
             if s.page == "results":
                 parts.append(f"Page {s.page_no} (Total results: {len(s.results)})")
                 parts += (["< Prev"] if s.page_no > 1 else []) + (["Next >"] if self._has_next(s) else [])
-                for asin in self._page_asins(s):
+                for asin in self.page_asins(s):
                     p = self.products[asin]
                     parts += [asin, p.title, p.price_tag]
             else:

@@ -269,9 +269,9 @@ class WebshopSuite(EnvSuite):
             return f"search[{query}]", "search for the item"
         if s.page == "results":
             asins = self.browser.clickables(s)
-            for asin in (a for a in asins if a not in (BACK, PREV, NEXT)):
-                if self._wanted_item(goal, asin.upper()):
-                    return f"click[{asin}]", "this is the item"
+            for asin in self.browser.page_asins(s):
+                if self._wanted_item(goal, asin):
+                    return f"click[{asin.lower()}]", "this is the item"
             if NEXT in asins:
                 return f"click[{NEXT}]", "not on this page"
             return f"click[{BACK}]", "not found, search again"
@@ -289,18 +289,17 @@ class WebshopSuite(EnvSuite):
 
     def _wanted_item(self, goal: Goal, asin: str) -> bool:
         """The expert's choice: the goal's own product, or (`first_match`) any product the goal's options buy at
-        score 1.0; options are chosen as the item page does (the last group holding a value wins)."""
+        score 1.0, with the option clicks the expert would make, applied by the browser on a scratch page."""
         if asin == goal.asin or self.cfg.expert == "target":
             return asin == goal.asin
         key = (goal.goal_id, asin)
         if key not in self._matches:
-            options = self.products[asin].options
-            chosen: dict[str, str] = {}
-            for name, values in options.items():
+            page = PageState(page="item", asin=asin)
+            for name, values in self.products[asin].options.items():
                 want = self._wanted_option(goal, name, values)
                 if want is not None:
-                    chosen[[n for n, vs in options.items() if want in vs][-1]] = want
-            self._matches[key] = self.score(goal, asin, list(chosen.values())).total == 1.0
+                    self.browser.step(page, f"click[{want}]")
+            self._matches[key] = self.score(goal, asin, list(page.options.values())).total == 1.0
         return self._matches[key]
 
     @staticmethod
