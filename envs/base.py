@@ -202,6 +202,12 @@ class EnvSuite(abc.ABC):
             raise NotImplementedError(f"{self.name}: no admissible actions listed; override random_action")
         return f"<think>explore</think><action>{rng.choice(list(observation.admissible))}</action>"
 
+    def copied_spans(self, reply: str) -> list[str]:
+        """Arguments of `reply` that a policy copies from its prompt rather than recalls (search keywords,
+        product ids, option values, entity names): what the warm start's copy augmentation renames
+        (`warmstart.rename_share`, sdar/warmstart.py). Default: none (a closed vocabulary, as in ALFWorld)."""
+        return []
+
     def skill_key(self, task: Task) -> str:
         """Routing key for the skill provider (task type / data source / category)."""
         return task.category

@@ -14,6 +14,10 @@ paper) is made here: one multi-task SFT run over all three environments (DESIGN.
   prefix goes (`skills_placement`): "student" puts it at the start of the user message (Skill-GRPO's student and
   the `*` evaluations, rollout's `student_prefix`), "teacher" puts it before the chat-templated text (SDAR's
   teacher, sdar/teacher.py), "both" alternates between the two over the skill episodes.
+- Copy augmentation (`rename_share`, off by default): in that share of the examples, what the reply copies from
+  the prompt (`EnvSuite.copied_spans`: WebShop's keywords, ids and option values, Search-QA's queries and
+  answers) is renamed in prompt and reply alike. A tiny model otherwise recalls the demonstrated phrases
+  instead of copying (docs/mini_calibration.md, session 6), which WebShop and Search-QA need at evaluation.
 
 Departures: the paper starts from Qwen instruct models and does no SFT of its own; this step stands in for the
 instruction tuning a tiny from-scratch model lacks. Examples longer than `max_seq_len` tokens are dropped (not
@@ -26,11 +30,12 @@ tests: `python -m pytest tests/test_warmstart.py -q`.
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import sys
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -64,6 +69,12 @@ class WarmstartConfig:
     completion_only_loss: bool = True
     """Loss on the reply tokens only (True) or on prompt and reply (False: ~10x more tokens of signal per
     forward, including the copying of entity names the prompts repeat; the prompts are the environments' text)."""
+    rename_share: float = 0.0
+    """Copy augmentation: the fraction of examples in which each span the reply copies from the prompt
+    (`EnvSuite.copied_spans`: search keywords, product ids, option values, entity names) is renamed, in prompt
+    and reply alike, to words drawn from the environment's other copied spans (ids: random characters of the
+    same kind). The renamed reply can only be predicted by copying, not by recalling a memorised phrase.
+    0 = off (the demonstrations as played)."""
     lr: float = 2e-3
     """Peak learning rate (AdamW)."""
     epochs: float = 3.0
@@ -93,8 +104,8 @@ class WarmstartConfig:
         unknown = [e for e in (*self.envs, *self.episodes_per_env) if e not in ENVS]
         if unknown or not self.envs:
             raise ValueError(f"warmstart.envs: unknown {unknown}; valid choices: {', '.join(ENVS)}")
-        if not (0.0 <= self.noise_eps <= 1.0 and 0.0 <= self.skills_share <= 1.0):
-            raise ValueError("warmstart.noise_eps and warmstart.skills_share must lie in [0, 1]")
+        if not all(0.0 <= x <= 1.0 for x in (self.noise_eps, self.skills_share, self.rename_share)):
+            raise ValueError("warmstart.noise_eps, skills_share and rename_share must lie in [0, 1]")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -108,6 +119,61 @@ def _env_seed(seed: int, env: str) -> int:
 def skill_episodes(n: int, share: float, rng: random.Random) -> set[int]:
     """Indices of the round(share * n) episodes that carry skills."""
     return set(rng.sample(range(n), round(share * n)))
+
+
+_LETTERS = re.compile(r"[A-Za-z]+")
+_HEX = set("abcdefABCDEF")
+
+
+def copy_word_pool(spans) -> list[str]:
+    """Sorted distinct lowercase words (2+ letters) of the copied spans: what renamed words are drawn from."""
+    return sorted({w.lower() for span in spans for w in span.split() if _LETTERS.fullmatch(w) and len(w) > 1})
+
+
+def fresh_word(word: str, pool: Sequence[str], rng: random.Random) -> str:
+    """A stand-in for `word`: another pool word for a word of letters; for an id or a number (any digit), the
+    same first character, then a random digit per digit and a random letter per letter (hex letters if all of
+    the word's letters are hex); any other word is kept."""
+    if any(c.isdigit() for c in word):
+        letters = "abcdef" if set(filter(str.isalpha, word)) <= _HEX else "abcdefghijklmnopqrstuvwxyz"
+        tail = [rng.choice("0123456789") if c.isdigit() else rng.choice(letters) if c.isalpha() else c
+                for c in word[1:]]  # fmt: skip
+        return word[0] + "".join(tail)
+    if _LETTERS.fullmatch(word) and pool:
+        others = [w for w in pool if w != word.lower()] or list(pool)
+        return rng.choice(others)
+    return word
+
+
+def _same_case(old: str, new: str) -> str:
+    """`new` (lowercase words) cased like `old`, word by word: UPPER, Capitalised or lower."""
+    out = []
+    for o, n in zip(old.split(" "), new.split(" "), strict=True):
+        out.append(n.upper() if o.isupper() else n[:1].upper() + n[1:] if o[:1].isupper() else n.lower())
+    return " ".join(out)
+
+
+def rename_copies(prompt: str, completion: str, spans: Sequence[str], pool: Sequence[str],
+                  rng: random.Random) -> tuple[str, str, int]:  # fmt: skip
+    """Rename every span of `spans` that the prompt holds (whole words, any case) in prompt and completion.
+
+    Each span is replaced word by word (`fresh_word`), each occurrence keeping its own case, so the reply still
+    copies the prompt, now something no demonstration showed. Spans the prompt does not hold are left as they
+    are (renaming them would make the reply unpredictable). Returns (prompt, completion, spans renamed).
+    """
+    renamed = 0
+    for span in dict.fromkeys(s for s in spans if s.strip()):
+        pattern = re.compile(rf"(?<!\w){re.escape(span)}(?!\w)", re.IGNORECASE)
+        if not pattern.search(prompt):
+            continue
+        new = " ".join(fresh_word(w, pool, rng).lower() for w in span.split(" "))
+
+        def cased(m: re.Match, new: str = new) -> str:
+            return _same_case(m.group(0), new)
+
+        prompt, completion = pattern.sub(cased, prompt), pattern.sub(cased, completion)
+        renamed += 1
+    return prompt, completion, renamed
 
 
 def demo_examples(
@@ -155,7 +221,8 @@ def demo_examples(
             if expert or not cfg.expert_turns_only:
                 examples.append({"prompt": outer + chat_prompt(tokenizer, content, enable_thinking=False),
                                  "completion": reply + eos, "env": suite.name, "task_id": task_id,
-                                 "turn": turn, "skills": bool(skill), "expert": expert})  # fmt: skip
+                                 "turn": turn, "skills": bool(skill), "expert": expert,
+                                 "renamed": False})  # fmt: skip
             res = env.step(reply)
             turns += 1
             expert_turns += expert
@@ -165,8 +232,21 @@ def demo_examples(
                 wins += res.success
                 break
         env.close()
+    renamed = 0
+    if cfg.rename_share > 0:  # its own stream: the demonstrations played are the same with or without it
+        spans = [suite.copied_spans(e["completion"].removesuffix(eos)) for e in examples]
+        pool = copy_word_pool(s for sp in spans for s in sp)
+        rename_rng = random.Random(_env_seed(cfg.seed, suite.name) + 1)
+        for e, sp in zip(examples, spans, strict=True):
+            if sp and rename_rng.random() < cfg.rename_share:
+                e["prompt"], e["completion"], k = rename_copies(
+                    e["prompt"], e["completion"], sp, pool, rename_rng
+                )
+                e["renamed"] = k > 0
+                renamed += k > 0
     summary = {"episodes": n, "skill_episodes": len(with_skills), "demo_success_rate": wins / max(1, n),
-               "turns": turns, "expert_turns": expert_turns, "examples": len(examples)}  # fmt: skip
+               "turns": turns, "expert_turns": expert_turns, "examples": len(examples),
+               "renamed_examples": renamed}  # fmt: skip
     return examples, summary
 
 

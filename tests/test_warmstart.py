@@ -6,6 +6,7 @@ The tiny model (1 layer, hidden 64) is built in code from env text; no downloads
 
 import json
 import random
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -18,7 +19,14 @@ from envs.skills import SkillProvider, teacher_prefix
 from sdar import configlib, models
 from sdar.policy import Generation, HFPolicy, chat_prompt
 from sdar.rollout import rollout
-from sdar.warmstart import WarmstartConfig, build_dataset, demo_examples, sft_config, train_sft
+from sdar.warmstart import (
+    WarmstartConfig,
+    build_dataset,
+    demo_examples,
+    rename_copies,
+    sft_config,
+    train_sft,
+)
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +114,60 @@ def test_teacher_placement_and_skills_share(tiny):
     assert len({e["task_id"] for e in more}) == 12 and s3["skill_episodes"] == 3
     with pytest.raises(ValueError, match="valid choices"):
         WarmstartConfig(episodes_per_env={"minecraft": 3})
+
+
+def test_rename_copies_renames_every_occurrence_in_its_case():
+    prompt = ("Task: i need a Quick Dry towel\nObs: 'BE90A1F2C3' [SEP] 'quick dry towel set' [SEP] 'quick dry towels'"
+              "\nAdmissible: click[be90a1f2c3] | click[buy now]")  # fmt: skip
+    reply = "<think>search</think><action>search[quick dry towel]</action>"
+    p, c, k = rename_copies(
+        prompt, reply, ["quick dry towel", "not in the prompt"], ["alpha"], random.Random(0)
+    )
+    assert k == 1 and c == "<think>search</think><action>search[alpha alpha alpha]</action>"
+    assert p == prompt.replace("Quick Dry towel", "Alpha Alpha alpha").replace("'quick dry towel set'",
+                                                                               "'alpha alpha alpha set'")  # fmt: skip
+    assert "'quick dry towels'" in p  # whole words only
+
+    reply = "<think>this is the item</think><action>click[be90a1f2c3]</action>"
+    p, c, k = rename_copies(prompt, reply, ["be90a1f2c3"], ["alpha"], random.Random(0))
+    new = re.search(r"click\[(\w+)\]", c).group(1)
+    assert k == 1 and new != "be90a1f2c3" and "be90a1f2c3" not in p.lower()
+    # an id keeps its first character and its shape: a digit where a digit was, a hex letter where a letter was
+    assert new[0] == "b" and [ch.isdigit() for ch in new] == [ch.isdigit() for ch in "be90a1f2c3"]
+    assert set(new) <= set("0123456789abcdef")
+    assert p == prompt.replace("BE90A1F2C3", new.upper()).replace("click[be90a1f2c3]", f"click[{new}]")
+
+
+@pytest.mark.parametrize("env", ["alfworld", "webshop", "search_qa"])
+def test_copy_augmentation_renames_what_the_reply_copies(tiny, env):
+    _, _, suites, tok = tiny
+    suite = suites[env]
+    cfg = WarmstartConfig(episodes=6, noise_eps=0.0, skills_share=0.0)
+    plain, _ = demo_examples(suite, tok, cfg)
+    renamed, summary = demo_examples(suite, tok, replace(cfg, rename_share=1.0))
+    # the same demonstrations are played; only the text of the examples changes
+    key = lambda e: (e["task_id"], e["turn"], e["expert"])  # noqa: E731
+    assert list(map(key, plain)) == list(map(key, renamed))
+    eos = tok.eos_token
+    holds = lambda text, span: re.search(rf"(?<!\w){re.escape(span)}(?!\w)", text, re.I) is not None  # noqa: E731
+    changed = 0
+    for a, b in zip(plain, renamed, strict=True):
+        spans = suite.copied_spans(a["completion"].removesuffix(eos))
+        copyable = [s for s in spans if holds(a["prompt"], s)]
+        assert b["renamed"] == bool(copyable)
+        if not copyable:
+            assert b == a
+            continue
+        changed += 1
+        new = suite.copied_spans(b["completion"].removesuffix(eos))
+        assert new != spans and len(new) == len(spans)
+        for s_old, s_new in zip(spans, new, strict=True):
+            assert not holds(b["prompt"], s_old)
+            assert holds(b["prompt"], s_new)  # the renamed reply still copies its prompt
+    assert summary["renamed_examples"] == changed
+    assert (changed > 0) == (
+        env != "alfworld"
+    )  # ALFWorld's replies name a closed vocabulary: nothing renamed
 
 
 def test_loss_is_on_completion_tokens_only(tiny, tmp_path):

@@ -208,6 +208,11 @@ class SearchQASuite(EnvSuite):
         tag = rng.choice(("search", "answer"))
         return f"<think>guess</think><{tag}>{title}</{tag}>"
 
+    def copied_spans(self, reply: str) -> list[str]:
+        """The search query or the answer (entity names and values the passages or the question hold)."""
+        act = protocol.parse_reply(reply)
+        return [act.content.strip()] if act.kind in ("search", "answer") and act.content.strip() else []
+
     def expert_action(self, env: Env) -> str:
         assert isinstance(env, SearchQAEnv) and env.task is not None
         return expert_reply(env.task, env.searches)

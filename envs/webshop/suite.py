@@ -249,6 +249,15 @@ class WebshopSuite(EnvSuite):
             action = f"search[{self.key_phrase(env.goal.instruction).lower()}]"
         return f"<think>explore</think><action>{action}</action>"
 
+    def copied_spans(self, reply: str) -> list[str]:
+        """The search keywords or the clicked product id / option value; never a page button."""
+        m = re.fullmatch(r"(search|click)\[(.+)\]", self.parse_action(reply).action)
+        if m is None:
+            return []
+        arg = m.group(2).strip()
+        buttons = {BACK, PREV, NEXT, BUY, *SUB_PAGES}
+        return [] if m.group(1) == "click" and arg in buttons else [arg]
+
     # ---- expert
     def expert_action(self, env: Env) -> str:
         action, why = self._expert(env)
