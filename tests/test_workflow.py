@@ -116,6 +116,19 @@ def test_warm_start_scope_plans_one_model_or_one_per_env(static_copy, scope):
         assert ("--config config/profiles/mini_alfworld.yaml" in line) == ("--env alfworld" in line)
 
 
+def test_another_profile_inherits_no_mini_keys(static_copy):
+    # Snakemake merges a --configfile over config/config.yaml; a file of another profile is read on its own,
+    # so the mini profile's ALFWorld file (150 steps) reaches no smoke cell, while a partial mini file still
+    # extends the default config
+    partial = static_copy / "more_seeds.yaml"
+    partial.write_text("profile: mini\nseeds: [0, 1]\n")
+    for configfile, mini_file in (("config/smoke.yaml", False), (partial.name, True)):
+        plan = snakemake(static_copy, "-n", "-p", "--configfile", configfile).stdout
+        trains = [line for line in re.findall(r"sdar-bench train .*", plan) if "--env alfworld" in line]
+        assert trains and all(("mini_alfworld.yaml" in line) == mini_file for line in trains)
+    assert "--seed 1" in plan
+
+
 @pytest.fixture(scope="module")
 def paper_plan(static_copy):
     return snakemake(static_copy, "--dry-run", "--printshellcmds", "--configfile", "config/paper.yaml").stdout

@@ -1,5 +1,6 @@
 # Shared by every rule: config validation, the run sheet (method x env x model x seed as a Paramspace), the
 # cell layout and the `sdar-bench` flags of the active profile. Outputs of a profile live under OUT.
+import copy
 import functools
 import itertools
 from pathlib import Path
@@ -14,6 +15,13 @@ from sdar.methods import METHODS, get_method
 from sdar.models import get_alias
 from sdar.report.naming import method_from_slug, method_slug
 
+# A --configfile of another profile than config/config.yaml's is complete on its own: Snakemake merges it over
+# config/config.yaml, and keys only the mini profile sets (`env_config`) would leak into that profile's cells.
+_cli = workflow.config_settings.overwrite_config
+_default = configlib.read_yaml(Path(workflow.basedir) / "config/config.yaml")["profile"]
+if workflow.overwrite_configfiles and _cli.get("profile", _default) != _default:
+    config.clear()
+    config.update(copy.deepcopy(dict(_cli)))
 validate(config, schema="../../config/schema.yaml")
 
 PROFILE = config["profile"]
