@@ -504,7 +504,7 @@ def test_compare_refuses_other_panels(tmp_path, capsys):
     assert "different alfworld panel" in capsys.readouterr().err
 
 
-def test_compare_without_results_runs_snakemake_for_the_new_method(monkeypatch, capsys):
+def test_compare_without_results_runs_snakemake_for_the_new_method(monkeypatch, capsys, tmp_path):
     from snakemake.cli import parse_config
 
     import sdar.commands.report as report_cmd
@@ -515,6 +515,11 @@ def test_compare_without_results_runs_snakemake_for_the_new_method(monkeypatch, 
         returncode = 0
 
     monkeypatch.setattr(report_cmd.subprocess, "run", lambda cmd, cwd: calls.append((cmd, cwd)) or Done())
+    # no stored baselines of the profile: a clear error before any cell runs
+    monkeypatch.setattr(report_cmd, "BASELINES", tmp_path)
+    assert main(["compare", "--method", "skill_grpo*", "--cores", "2"]) == 2 and not calls
+    assert f"no stored baselines in {tmp_path / 'mini'}" in capsys.readouterr().err
+    write_report(tmp_path / "mini", compare_inputs()[1])
     assert main(["compare", "--method", "skill_grpo*", "--cores", "2"]) == 0
     cmd, cwd = calls[0]
     assert cwd == REPO and cmd[1:6] == [

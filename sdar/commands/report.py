@@ -17,6 +17,7 @@ from pathlib import Path
 from sdar.configlib import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
+BASELINES = REPO / "results" / "baselines"  # results/baselines/<profile>/: the stored baselines
 REFERENCE = REPO / "results" / "reference" / "paper_table1.csv"
 
 
@@ -141,7 +142,7 @@ def run_compare(args) -> int:
         raise ConfigError(
             f"{args.results} holds profile(s) {profiles}; expected one profile ({args.profile or 'any'})"
         )
-    base_dir = args.baselines or REPO / "results" / "baselines" / profile
+    base_dir = args.baselines or BASELINES / profile
     base, base_manifests = baselines.load(base_dir)
     check_compatible(results, base, read_manifests(args.results.parent / "manifests.jsonl"), base_manifests)
     df = compare_rows(results, base, args.method, n_boot=args.n_boot, seed=args.seed)
@@ -160,6 +161,10 @@ def _compare_through_workflow(args) -> int:
         )
     profile = args.profile or "mini"
     cmd = snakemake_command(args.method, profile, args.cores, REPO, dry_run=args.dry_run)
+    if not args.dry_run:  # no stored baselines: say so before the new method's cells train for hours
+        from sdar.report import baselines
+
+        baselines.load(BASELINES / profile)
     print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
     rc = subprocess.run(cmd, cwd=REPO).returncode
     if rc != 0:
