@@ -358,3 +358,39 @@ def test_bm25s_starts_jax_on_the_cpu(code, tmp_path):
             env["JAX_PLATFORMS"] = preset
         subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=repo)
         assert (tmp_path / "platform.txt").read_text() == expected
+
+
+def test_index_product_links_name_products_by_position(suite, tmp_path):
+    """`product_links: index`: the results page shows and clicks `item k` for its k-th product, an ASIN typed
+    there is a no-op, and the expert's episodes are the same as with ASIN links."""
+    indexed = WebshopSuite(dataclasses.replace(SMALL, product_links="index"), tmp_path)
+    tid = suite.panel("eval").task_ids[0]
+    env = indexed.make_env()
+    env.reset(tid)
+    env.step(act(f"search[{indexed.goals[tid].name}]"))
+    asins = indexed.browser.page_asins(env.state)
+    n = len(asins)
+    assert n >= 2 and env.state.page == "results"
+    obs = env.observation
+    assert not any(a in obs.text for a in asins)  # no ASIN left on the page
+    assert [f"'item {k}'" in obs.text for k in range(1, n + 1)] == [True] * n
+    assert [a for a in obs.admissible if "item" in a] == [f"click[item {k}]" for k in range(1, n + 1)]
+    assert not env.step(act(f"click[{asins[1].lower()}]")).info["action_effective"]
+    assert env.state.page == "results"
+    assert env.step(act("click[item 2]")).info["action_effective"]
+    assert env.state.page == "item" and env.state.asin == asins[1]
+    assert indexed.copied_spans(act("click[item 2]")) == []
+    # the expert plays the same episodes: the same browser actions, product clicks by position
+    plain, clicks = suite.make_env(), 0
+    for t in suite.panel("eval").task_ids[:8]:
+        env.reset(t), plain.reset(t)
+        for _ in range(suite.max_turns):
+            a, b = indexed.expert_action(env), suite.expert_action(plain)
+            action = indexed.parse_action(a).action
+            clicks += action.startswith("click[item ")
+            assert env._to_browser(action) == suite.parse_action(b).action
+            r, q = env.step(a), plain.step(b)
+            assert (r.done, r.success) == (q.done, q.success)
+            if r.done:
+                break
+    assert clicks >= 8

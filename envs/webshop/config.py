@@ -52,6 +52,11 @@ class WebshopConfig:
     ASIN); `first_match` clicks the first result a purchase with the goal's options would score 1.0 on, which
     is the top result for ~60 % of generated goals. Several results often share the target's title, and only
     `first_match`'s choice can be learnt from what the page shows (the mini profile's setting)."""
+    product_links: Literal["asin", "index"] = "asin"
+    """How a results page names its products. `asin` (upstream): by ASIN, clicked as `click[<asin>]`. `index`
+    (a departure for tiny models, docs/protocol_parity.md): by position on the page, shown and clicked as
+    `item 1`, `item 2`, ...; an ASIN click there is a no-op. A tiny model learns to pick one of a few closed
+    names, as ALFWorld's objects, where no warm start so far learnt to copy a 10-character ASIN from the page."""
 
     def __post_init__(self):
         if (self.product_file is None) != (self.attr_file is None):

@@ -13,6 +13,8 @@
 - Expert: privileged (knows the goal): searches the instruction's key phrase, pages through results to the
   target (`expert: target`) or to the first result that scores 1.0 with the goal's options (`first_match`),
   falls back to a search by the product name, picks the goal's options, buys.
+- Product links (`product_links`): by ASIN as upstream, or (`index`, a departure for tiny models) by position
+  on the results page, `item 1` ... `item k`, mapped to the ASIN before the browser sees the click.
 
 Run: `python -m benchmarks.env_webshop` (steps/s and expert / random success on the eval panel).
 """
@@ -103,16 +105,37 @@ class WebshopEnv(Env):
         return self._obs
 
     def available_actions(self) -> dict:
-        """Upstream `get_available_actions()`: `{has_search_bar, clickables}`."""
+        """Upstream `get_available_actions()`: `{has_search_bar, clickables}` (product links as shown)."""
+        links = {asin: name for name, asin in self.links().items()}
         return {
             "has_search_bar": self.state.page == "search",
-            "clickables": self.suite.browser.clickables(self.state),
+            "clickables": [links.get(c, c) for c in self.suite.browser.clickables(self.state)],
         }
+
+    def links(self) -> dict[str, str]:
+        """`product_links: index` on a results page: {"item k": lowercased ASIN of the k-th product}; else {}."""
+        if self.suite.cfg.product_links != "index" or self.state.page != "results":
+            return {}
+        return {f"item {k}": a.lower() for k, a in enumerate(self.suite.browser.page_asins(self.state), 1)}
 
     def _observe(self) -> Observation:
         raw = self.suite.browser.render(self.state, self.goal.instruction, self.score)
+        for name, asin in self.links().items():  # the page's " [SEP] "-delimited ASIN segments
+            raw = raw.replace(f" [SEP] {asin.upper()} [SEP] ", f" [SEP] {name} [SEP] ", 1)
         avail = self.available_actions()
         return Observation(agent_view(raw, self.goal.instruction), format_admissible(**avail))
+
+    def _to_browser(self, action: str) -> str:
+        """The browser's action for what the agent wrote: a product link's name becomes its ASIN, and with
+        `product_links: index` an ASIN typed on a results page becomes a no-op (it is not on the page)."""
+        links = self.links()
+        m = re.fullmatch(r"\s*click\s*\[(.*)\]\s*", action, re.S)
+        if not links or m is None:
+            return action
+        arg = m.group(1).strip().lower()
+        if arg in links:
+            return f"click[{links[arg]}]"
+        return "" if arg in links.values() else action
 
     def step(self, text: str) -> StepResult:
         if self.goal is None:
@@ -130,7 +153,7 @@ class WebshopEnv(Env):
         self.turn += 1
         if self.state.page == "search" and parsed.action.startswith("search"):
             self.searches.append(parsed.action)
-        effective = self.suite.browser.step(self.state, parsed.action)
+        effective = self.suite.browser.step(self.state, self._to_browser(parsed.action))
         if self.state.page == "done":
             self.done = True
             parts = self.suite.score(self.goal, self.state.asin, list(self.state.options.values()))
@@ -256,7 +279,9 @@ class WebshopSuite(EnvSuite):
             return []
         arg = m.group(2).strip()
         buttons = {BACK, PREV, NEXT, BUY, *SUB_PAGES}
-        return [] if m.group(1) == "click" and arg in buttons else [arg]
+        if m.group(1) == "click" and (arg in buttons or re.fullmatch(r"item \d+", arg)):
+            return []  # a page button or a product's position (`product_links: index`): nothing to copy
+        return [arg]
 
     # ---- expert
     def expert_action(self, env: Env) -> str:
@@ -278,9 +303,10 @@ class WebshopSuite(EnvSuite):
             return f"search[{query}]", "search for the item"
         if s.page == "results":
             asins = self.browser.clickables(s)
+            names = {a: n for n, a in env.links().items()}
             for asin in self.browser.page_asins(s):
                 if self._wanted_item(goal, asin):
-                    return f"click[{asin.lower()}]", "this is the item"
+                    return f"click[{names.get(asin.lower(), asin.lower())}]", "this is the item"
             if NEXT in asins:
                 return f"click[{NEXT}]", "not on this page"
             return f"click[{BACK}]", "not found, search again"
