@@ -138,8 +138,12 @@ class Browser:
         return True
 
     # ---- rendering
-    def render(self, s: PageState, instruction: str, score: float | None = None) -> str:
-        """The page as upstream's text mode: visible texts joined by " [SEP] "."""
+    def render(
+        self, s: PageState, instruction: str, score: float | None = None, names: dict[str, str] | None = None
+    ) -> str:
+        """The page as upstream's text mode: visible texts joined by " [SEP] ". `names` (lowercased ASIN -> text)
+        replaces a results page's product ASINs; upstream shows the ASINs."""
+        names = names or {}
         if s.page == "search":
             parts = ["WebShop", "Instruction:", instruction, "Search"]
         elif s.page == "done":
@@ -155,7 +159,7 @@ class Browser:
                 parts += (["< Prev"] if s.page_no > 1 else []) + (["Next >"] if self._has_next(s) else [])
                 for asin in self.page_asins(s):
                     p = self.products[asin]
-                    parts += [asin, p.title, p.price_tag]
+                    parts += [names.get(asin.lower(), asin), p.title, p.price_tag]
             else:
                 p = self.products[s.asin]
                 parts.append("< Prev")

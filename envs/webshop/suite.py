@@ -106,36 +106,35 @@ class WebshopEnv(Env):
 
     def available_actions(self) -> dict:
         """Upstream `get_available_actions()`: `{has_search_bar, clickables}` (product links as shown)."""
-        links = {asin: name for name, asin in self.links().items()}
+        names = self.link_names()
         return {
             "has_search_bar": self.state.page == "search",
-            "clickables": [links.get(c, c) for c in self.suite.browser.clickables(self.state)],
+            "clickables": [names.get(c, c) for c in self.suite.browser.clickables(self.state)],
         }
 
-    def links(self) -> dict[str, str]:
-        """`product_links: index` on a results page: {"item k": lowercased ASIN of the k-th product}; else {}."""
+    def link_names(self) -> dict[str, str]:
+        """`product_links: index` on a results page: {lowercased ASIN of the k-th product: "item k"}; else {}."""
         if self.suite.cfg.product_links != "index" or self.state.page != "results":
             return {}
-        return {f"item {k}": a.lower() for k, a in enumerate(self.suite.browser.page_asins(self.state), 1)}
+        return {a.lower(): f"item {k}" for k, a in enumerate(self.suite.browser.page_asins(self.state), 1)}
 
     def _observe(self) -> Observation:
-        raw = self.suite.browser.render(self.state, self.goal.instruction, self.score)
-        for name, asin in self.links().items():  # the page's " [SEP] "-delimited ASIN segments
-            raw = raw.replace(f" [SEP] {asin.upper()} [SEP] ", f" [SEP] {name} [SEP] ", 1)
+        raw = self.suite.browser.render(self.state, self.goal.instruction, self.score, self.link_names())
         avail = self.available_actions()
         return Observation(agent_view(raw, self.goal.instruction), format_admissible(**avail))
 
     def _to_browser(self, action: str) -> str:
         """The browser's action for what the agent wrote: a product link's name becomes its ASIN, and with
         `product_links: index` an ASIN typed on a results page becomes a no-op (it is not on the page)."""
-        links = self.links()
+        names = self.link_names()
         m = re.fullmatch(r"\s*click\s*\[(.*)\]\s*", action, re.S)
-        if not links or m is None:
+        if not names or m is None:
             return action
         arg = m.group(1).strip().lower()
-        if arg in links:
-            return f"click[{links[arg]}]"
-        return "" if arg in links.values() else action
+        asins = {name: asin for asin, name in names.items()}
+        if arg in asins:
+            return f"click[{asins[arg]}]"
+        return "" if arg in names else action
 
     def step(self, text: str) -> StepResult:
         if self.goal is None:
@@ -303,7 +302,7 @@ class WebshopSuite(EnvSuite):
             return f"search[{query}]", "search for the item"
         if s.page == "results":
             asins = self.browser.clickables(s)
-            names = {a: n for n, a in env.links().items()}
+            names = env.link_names()
             for asin in self.browser.page_asins(s):
                 if self._wanted_item(goal, asin):
                     return f"click[{names.get(asin.lower(), asin.lower())}]", "this is the item"
