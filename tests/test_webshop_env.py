@@ -132,6 +132,35 @@ def test_buying_without_options_gets_partial_score(suite, env_at_item):
     )
 
 
+def test_score_reward_pays_the_purchase_score(tmp_path):
+    """`reward: score`: 10 x the score of any purchase (partial or whole), 0 for a truncated episode; success
+    and task_score as under the default `success` reward."""
+    dense = WebshopSuite(dataclasses.replace(SMALL, reward="score"), tmp_path)
+    tid = dense.panel("eval").task_ids[0]
+    env = dense.make_env()
+
+    def buy(options):
+        env.reset(tid)
+        env.step(act(f"search[{dense.goals[tid].name}]"))
+        env.step(act(f"click[{env.goal.asin.lower()}]"))
+        for _, value in options:
+            env.step(act(f"click[{value}]"))
+        return env.step(act("click[buy now]"))
+
+    g = dense.goals[tid]
+    assert g.options, "the test needs a goal with options"
+    r = buy([])  # no option chosen: a partial score
+    partial = (len(g.attributes) + 1) / (len(g.attributes) + len(g.options) + 1)
+    assert (r.done, r.success, r.info["task_score"]) == (True, False, pytest.approx(partial))
+    assert r.reward == pytest.approx(10.0 * partial) and 0.0 < r.reward < 10.0
+    assert env.step(act("click[buy now]")).reward == 0.0  # after the end: nothing more
+    r = buy(g.options)
+    assert (r.success, r.info["task_score"], r.reward) == (True, 1.0, 10.0)
+    env.reset(tid)
+    rewards = [env.step(act("click[back to search]")).reward for _ in range(dense.max_turns)]
+    assert env.done and rewards == [0.0] * dense.max_turns  # truncated: no purchase, no reward
+
+
 def test_episode_is_truncated_after_max_turns(suite):
     env = suite.make_env()
     env.reset(suite.panel("eval").task_ids[0])

@@ -32,6 +32,11 @@ class WebshopConfig:
     the boilerplate, past turns as their actions only; 2-3x fewer tokens, for the CPU mini profile)."""
     invalid_penalty: float = 0.1
     """Penalty coefficient for a malformed reply, applied by the trainer (PROTOCOL.md §1.5)."""
+    reward: Literal["success", "score"] = "success"
+    """Episode reward at the end. `success` (verl-agent): 10 when the purchase scores exactly 1.0, else 0.
+    `score` (a departure for tiny models, docs/protocol_parity.md): 10 x the purchase's score, so a purchase
+    with the right type and some of the attributes, options or price earns part of the reward. Success (Acc)
+    and Score are measured the same way under both."""
     results_per_page: int = 10
     """Products per results page (upstream PRODUCT_WINDOW)."""
     search_return_n: int = 50

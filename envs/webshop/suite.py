@@ -3,7 +3,8 @@
 - Parser (`parse_action`, verl-agent `webshop_projection`): lowercase, take the text between the first
   `<action>` and the first `</action>`; with a tag missing the action is the last 20 characters and invalid;
   also invalid without both `<think>` and `</think>` (checked on the original text) or with a CJK character.
-- Rewards (PROTOCOL.md §1.5): `reward = 10` when the episode ends with a purchase scoring exactly 1.0, else 0;
+- Rewards (PROTOCOL.md §1.5): `reward = 10` when the episode ends with a purchase scoring exactly 1.0, else 0
+  (`reward: score`, a departure for tiny models: 10 x the purchase's score);
   the raw score is `info["task_score"]` and the score parts are in `info["score_parts"]`. Score = mean
   task_score x 100, success (Acc) = share of episodes with task_score == 1.0.
 - Episodes end with `Buy Now` or after `max_turns` turns (`info["truncated"]`, score 0). Steps after the end
@@ -164,7 +165,9 @@ class WebshopEnv(Env):
         success = self.done and self.score == 1.0
         info.update(task_score=self.score, won=success, action_effective=effective, truncated=truncated)
         self._obs = self._observe()
-        return StepResult(self._obs, 10.0 if success else 0.0, self.done, success, parsed.valid, info)
+        dense = self.suite.cfg.reward == "score"
+        reward = 10.0 * self.score if dense and self.done else 10.0 * success
+        return StepResult(self._obs, reward, self.done, success, parsed.valid, info)
 
 
 class WebshopSuite(EnvSuite):
