@@ -1,6 +1,8 @@
 """Search-QA suite: panels, episodes, rewards, expert, real-data loaders, retrievers (BM25, dense)."""
 
+import dataclasses
 import json
+import re
 from collections import defaultdict
 
 import pandas as pd
@@ -61,6 +63,32 @@ def test_expert_solves_the_eval_panel(suite):
     per_source = {s: sum(v) / len(v) for s, v in em.items()}
     assert list(per_source) == list(SOURCES)
     assert min(per_source.values()) >= 0.95, per_source
+
+
+def test_quoting_expert_copies_the_evidence_and_acts_the_same(suite):
+    """`expert_think: quote`: the same actions as the default expert, and every think after a search starts
+    with a sentence that appears word for word in a passage the episode's searches returned."""
+    quoting = SearchQASuite(dataclasses.replace(SMALL, expert_think="quote"), suite.cache_dir)
+    split = re.compile(r"<think>(.*)</think>(.*)", re.S)
+    for tid in suite.panel("eval").task_ids[::7]:
+        plain, quoted = suite.make_env(), quoting.make_env()
+        plain.reset(tid)
+        quoted.reset(tid)
+        for _ in range(suite.max_turns):
+            (think_p, act_p), (think_q, act_q) = (
+                split.fullmatch(suite.expert_action(plain)).groups(),
+                split.fullmatch(quoting.expert_action(quoted)).groups(),
+            )
+            assert act_q == act_p
+            if quoted.searches:
+                passages = " ".join(d.replace("\n", " ") for _, docs in quoted.searches for d in docs)
+                sentence = think_q.split(". ")[0].rstrip(".")
+                assert sentence and sentence in passages and not think_p.startswith(sentence), (tid, think_q)
+            if (
+                plain.step(f"<think>{think_p}</think>{act_p}").done
+                | quoted.step(f"<think>{think_q}</think>{act_q}").done
+            ):
+                break
 
 
 def test_expert_searches_the_question_s_own_spelling(suite):

@@ -59,6 +59,10 @@ class SearchQAConfig:
     """Prefix of queries before encoding (e5 convention, as in Search-R1's index)."""
     dense_passage_prefix: str = "passage: "
     """Prefix of passages before encoding (e5 convention)."""
+    expert_think: Literal["plan", "quote"] = "plan"
+    """The warm start demonstrator's <think> text (upstream has no expert). `plan` names what it looks for
+    ("The answer is X."); `quote` (for tiny models) first copies the passage sentence it read the value from
+    ("X was born in 1843 in Y."), so the value is a continuation of a copied sentence, not a lookup."""
     http_timeout_s: float = 10.0
     """Timeout of one HTTP retrieval request."""
     http_retries: int = 5

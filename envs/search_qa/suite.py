@@ -215,7 +215,7 @@ class SearchQASuite(EnvSuite):
 
     def expert_action(self, env: Env) -> str:
         assert isinstance(env, SearchQAEnv) and env.task is not None
-        return expert_reply(env.task, env.searches)
+        return expert_reply(env.task, env.searches, quote=self.cfg.expert_think == "quote")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -249,11 +249,18 @@ def _query(entity: str, relation: str, instruction: str) -> str:
 
 def read_relation(contents: Sequence[str], entity: str, relation: str) -> str | None:
     """The value of `relation` for `entity` found in the retrieved passages, or None."""
+    found = read_evidence(contents, entity, relation)
+    return found[0] if found else None
+
+
+def read_evidence(contents: Sequence[str], entity: str, relation: str) -> tuple[str, str] | None:
+    """(value, the passage sentence it was read from) for `relation` of `entity`, or None."""
     pattern = re.compile(_RELATIONS[relation].replace("{e}", re.escape(entity)))
     for doc in contents:
         m = pattern.search(doc.replace("\n", " "))
         if m:
-            return m.group(1).strip()
+            sentence = m.group(0).strip()
+            return m.group(1).strip(), sentence if sentence.endswith(".") else f"{sentence}."
     return None
 
 
@@ -265,8 +272,9 @@ def _say(think: str, tag: str, content: str) -> str:
     return f"<think>{think}</think><{tag}> {content} </{tag}>"
 
 
-def expert_reply(task: Task, searches: list[tuple[str, list[str]]]) -> str:
-    """The expert's next reply given the searches made so far in this episode."""
+def expert_reply(task: Task, searches: list[tuple[str, list[str]]], quote: bool = False) -> str:
+    """The expert's next reply given the searches made so far in this episode. With `quote` its think first
+    copies the passage sentences it read values from (`expert_think: quote`); the actions are the same."""
     plan = task.meta.get("plan") or {"kind": "oracle", "queries": [task.instruction]}
     done = {q: docs for q, docs in searches}
     if plan["kind"] == "oracle":  # real data: search the supporting titles, then give the gold answer
@@ -274,25 +282,28 @@ def expert_reply(task: Task, searches: list[tuple[str, list[str]]]) -> str:
             if q not in done:
                 return _say(f"I need information about {q}.", "search", q)
         return _say("The passages contain the answer.", "answer", task.meta["answers"][0])
+    said = ""  # the evidence quoted so far in this reply
     if plan["kind"] == "compare":
         values = []
         for entity in plan["entities"]:
             if entity not in done:
-                return _say(f"I need the year of {entity}.", "search", entity)
-            values.append(read_relation(done[entity], entity, plan["relation"]))
+                return _say(f"{said}I need the year of {entity}.", "search", entity)
+            found = read_evidence(done[entity], entity, plan["relation"])
+            values.append(found and found[0])
+            said += f"{found[1]} " if quote and found else ""
         if any(v is None for v in values):
-            return _say("I could not find both years.", "answer", plan["entities"][0])
+            return _say(f"{said}I could not find both years.", "answer", plan["entities"][0])
         first = min(zip(map(int, values), plan["entities"]))[1]
-        return _say(f"{first} comes first.", "answer", first)
+        return _say(f"{said}{first} comes first.", "answer", first)
     entity = plan["start"]  # chain: each relation's value is the next entity to search
     for relation in plan["relations"]:
         q = _query(entity, relation, task.instruction)
         if q not in done:
-            return _say(f"I need the {relation.replace('_', ' ')} of {entity}.", "search", q)
-        value = read_relation(done[q], entity, relation)
-        if value is None:
+            return _say(f"{said}I need the {relation.replace('_', ' ')} of {entity}.", "search", q)
+        found = read_evidence(done[q], entity, relation)
+        if found is None:
             return _say(
                 f"The {relation.replace('_', ' ')} of {entity} is not in the results.", "answer", entity
             )
-        entity = value
-    return _say(f"The answer is {entity}.", "answer", entity)
+        entity, said = found[0], f"{found[1]} " if quote else ""
+    return _say(f"{said}The answer is {entity}." if not quote else said.strip(), "answer", entity)
