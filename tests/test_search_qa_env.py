@@ -84,10 +84,9 @@ def test_quoting_expert_copies_the_evidence_and_acts_the_same(suite):
                 passages = " ".join(d.replace("\n", " ") for _, docs in quoted.searches for d in docs)
                 sentence = think_q.split(". ")[0].rstrip(".")
                 assert sentence and sentence in passages and not think_p.startswith(sentence), (tid, think_q)
-            if (
-                plain.step(f"<think>{think_p}</think>{act_p}").done
-                | quoted.step(f"<think>{think_q}</think>{act_q}").done
-            ):
+            done_p = plain.step(f"<think>{think_p}</think>{act_p}").done
+            done_q = quoted.step(f"<think>{think_q}</think>{act_q}").done
+            if done_p or done_q:
                 break
 
 

@@ -247,12 +247,6 @@ def _query(entity: str, relation: str, instruction: str) -> str:
     return f"capital {entity}" if relation == "capital_of" else entity
 
 
-def read_relation(contents: Sequence[str], entity: str, relation: str) -> str | None:
-    """The value of `relation` for `entity` found in the retrieved passages, or None."""
-    found = read_evidence(contents, entity, relation)
-    return found[0] if found else None
-
-
 def read_evidence(contents: Sequence[str], entity: str, relation: str) -> tuple[str, str] | None:
     """(value, the passage sentence it was read from) for `relation` of `entity`, or None."""
     pattern = re.compile(_RELATIONS[relation].replace("{e}", re.escape(entity)))
@@ -306,4 +300,4 @@ def expert_reply(task: Task, searches: list[tuple[str, list[str]]], quote: bool 
                 f"The {relation.replace('_', ' ')} of {entity} is not in the results.", "answer", entity
             )
         entity, said = found[0], f"{found[1]} " if quote else ""
-    return _say(f"{said}The answer is {entity}." if not quote else said.strip(), "answer", entity)
+    return _say(said.strip() if quote else f"The answer is {entity}.", "answer", entity)
