@@ -18,6 +18,9 @@ paper) is made here: one multi-task SFT run over all three environments (DESIGN.
   the prompt (`EnvSuite.copied_spans`: WebShop's keywords, ids and option values, Search-QA's queries and
   answers) is renamed in prompt and reply alike. A tiny model otherwise recalls the demonstrated phrases
   instead of copying (docs/mini_calibration.md, session 6), which WebShop and Search-QA need at evaluation.
+- Induction pretraining (`copy_steps`, off by default): before the SFT, the base model trains on the copy task
+  `[span][filler][span]` (loss on the repeat), which forms the induction heads that continuing a quoted passage
+  sentence needs and that SFT on demonstrations alone does not form (docs/mini_calibration.md, session 10).
 
 Departures: the paper starts from Qwen instruct models and does no SFT of its own; this step stands in for the
 instruction tuning a tiny from-scratch model lacks. Examples longer than `max_seq_len` tokens are dropped (not
@@ -75,6 +78,16 @@ class WarmstartConfig:
     and reply alike, to words drawn from the environment's other copied spans (ids: random characters of the
     same kind). The renamed reply can only be predicted by copying, not by recalling a memorised phrase.
     0 = off (the demonstrations as played)."""
+    copy_steps: int = 0
+    """Induction pretraining before the SFT: optimizer steps of the copy task (`[span][filler][span]`, loss on
+    the repeated span; half the spans random tokens, half windows of the demonstrations' prompts) on the base
+    model. A tiny model trained from scratch on demonstrations forms no induction heads (copy probe 0.001),
+    so it cannot continue a passage sentence it started quoting; ~1,000 steps of this task form them (probe
+    0.99). 0 = off (the SFT starts from the base model)."""
+    copy_batch_size: int = 32
+    """Copy-task sequences per optimizer step."""
+    copy_lr: float = 2e-3
+    """Copy-task learning rate (AdamW, 100 steps of linear warmup, then constant)."""
     lr: float = 2e-3
     """Peak learning rate (AdamW)."""
     epochs: float = 3.0
@@ -106,6 +119,8 @@ class WarmstartConfig:
             raise ValueError(f"warmstart.envs: unknown {unknown}; valid choices: {', '.join(ENVS)}")
         if not all(0.0 <= x <= 1.0 for x in (self.noise_eps, self.skills_share, self.rename_share)):
             raise ValueError("warmstart.noise_eps, skills_share and rename_share must lie in [0, 1]")
+        if self.copy_steps < 0 or self.copy_batch_size < 1:
+            raise ValueError("warmstart.copy_steps must be >= 0 and copy_batch_size >= 1")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -277,6 +292,77 @@ def build_dataset(cfg: WarmstartConfig, suites: dict[str, EnvSuite], tokenizer, 
 
 
 # ----------------------------------------------------------------------------------------------------------
+# induction pretraining (the copy task)
+
+COPY_TEXT_PROMPTS = 500  # the first SFT prompts whose tokens supply the copy task's text windows
+
+
+def copy_example(rng: random.Random, token_pool: Sequence[int], text_ids: Sequence[int], *, span: tuple[int, int] = (6, 20),
+                 filler: tuple[int, int] = (0, 10)) -> tuple[list[int], list[int]]:  # fmt: skip
+    """One copy-task sequence `[s][f][s]` and its labels (-100 everywhere but the repeated `s`).
+
+    `s` has `span` (inclusive) tokens: uniform draws from `token_pool`, or (half the time, when `text_ids` is
+    longer than the span) a window of `text_ids`; `f` has `filler` uniform draws. Predicting the second `s` needs
+    copying, not recall: what an induction head does. Returns (ids, labels), both of length 2|s| + |f|.
+    """
+    n = rng.randint(*span)
+    if len(text_ids) > n and rng.random() < 0.5:
+        i = rng.randrange(len(text_ids) - n)
+        s = list(text_ids[i : i + n])
+    else:
+        s = [rng.choice(token_pool) for _ in range(n)]
+    f = [rng.choice(token_pool) for _ in range(rng.randint(*filler))]
+    return s + f + s, [-100] * (n + len(f)) + s
+
+
+def copy_batch(examples: Sequence[tuple[list[int], list[int]]], pad_id: int):
+    """Right-padded tensors of `copy_example`s: input_ids, attention_mask, labels (B, T_max)."""
+    import torch
+
+    t = max(len(ids) for ids, _ in examples)
+    pad = [t - len(ids) for ids, _ in examples]
+    return {"input_ids": torch.tensor([ids + [pad_id] * k for (ids, _), k in zip(examples, pad)]),
+            "attention_mask": torch.tensor([[1] * len(ids) + [0] * k for (ids, _), k in zip(examples, pad)]),
+            "labels": torch.tensor([lab + [-100] * k for (_, lab), k in zip(examples, pad)])}  # fmt: skip
+
+
+def span_accuracy(logits, labels) -> float:
+    """Share of labelled positions (labels != -100) whose next-token argmax is right; logits (B, T, V), labels (B, T)."""
+    pred, target = logits[:, :-1].argmax(-1), labels[:, 1:]
+    mask = target != -100
+    return float((pred[mask] == target[mask]).float().mean())
+
+
+def copy_pretrain(model, cfg: WarmstartConfig, token_pool: Sequence[int], text_ids: Sequence[int], pad_id: int,
+                  log=print) -> dict:  # fmt: skip
+    """`cfg.copy_steps` AdamW steps of the copy task on `model` (in place), spans drawn from `token_pool` and
+    `text_ids`; returns the (step, loss, span accuracy) curve. The first repeated token follows the filler and
+    cannot be predicted, so span accuracy stays below 1 (about 0.93 at the mean span of 13 tokens)."""
+    import torch
+
+    rng = random.Random(_env_seed(cfg.seed, "copy"))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.copy_lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / 100))
+    model.train()
+    curve: list[tuple[int, float, float]] = []
+    t0 = time.perf_counter()
+    for step in range(1, cfg.copy_steps + 1):
+        examples = [copy_example(rng, token_pool, text_ids) for _ in range(cfg.copy_batch_size)]
+        batch = copy_batch(examples, pad_id)
+        out = model(**batch)
+        opt.zero_grad()
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        opt.step()
+        sched.step()
+        if step % cfg.logging_steps == 0 or step == cfg.copy_steps:
+            curve.append((step, out.loss.item(), span_accuracy(out.logits.detach(), batch["labels"])))
+            log(f"copy task step {step}: loss {curve[-1][1]:.3f}, span accuracy {curve[-1][2]:.3f}")
+    return {"steps": cfg.copy_steps, "seconds": round(time.perf_counter() - t0, 1), "curve": curve,
+            "span_accuracy_end": curve[-1][2] if curve else None}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------------------
 # training
 
 
@@ -295,8 +381,9 @@ def sft_config(cfg: WarmstartConfig, output_dir: Path, *, use_cpu: bool):
     )  # fmt: skip
 
 
-def train_sft(cfg: WarmstartConfig, dataset, base_dir: Path, out: Path, log=print) -> dict:
-    """SFTTrainer on `dataset` from the checkpoint in `base_dir`; the result is saved atomically to `out`."""
+def train_sft(cfg: WarmstartConfig, dataset, base_dir: Path, out: Path, log=print, model=None) -> dict:
+    """SFTTrainer on `dataset` from `model` (default: the checkpoint in `base_dir`, which also gives the
+    tokenizer); the result is saved atomically to `out`."""
     import torch
     from transformers import AutoModelForCausalLM
     from trl import SFTTrainer
@@ -309,7 +396,8 @@ def train_sft(cfg: WarmstartConfig, dataset, base_dir: Path, out: Path, log=prin
     tokenizer.padding_side = (
         "right"  # training pads on the right; the saved tokenizer is re-set to left below
     )
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    if model is None:
+        model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     work = out / ".trainer"
     shutil.rmtree(work, ignore_errors=True)
     args = sft_config(cfg, work, use_cpu=not torch.cuda.is_available())
@@ -350,7 +438,16 @@ def warmstart(root_cfg, base_dir: Path, out: Path, log=print) -> dict:
     tokenizer = load_tokenizer(base_dir)
     dataset, per_env = build_dataset(cfg, suites, tokenizer, root_cfg.skills, log=log)
     data_seconds = time.perf_counter() - t0
-    sft = train_sft(cfg, dataset, base_dir, out, log=log)
+    model, copy = None, {}
+    if cfg.copy_steps > 0:
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+        text_ids = [i for p in dataset[:COPY_TEXT_PROMPTS]["prompt"] for i in tokenizer(p).input_ids]
+        special = set(tokenizer.all_special_ids)
+        pool = [i for i in range(min(len(tokenizer), model.config.vocab_size)) if i not in special]
+        copy = {"copy": copy_pretrain(model, cfg, pool, text_ids, tokenizer.pad_token_id, log=log)}
+    sft = train_sft(cfg, dataset, base_dir, out, log=log, model=model)
     return {"envs": per_env, "examples": len(dataset), "tokens": sum(e["tokens"] for e in per_env.values()),
-            "data_seconds": round(data_seconds, 1), **sft,
+            "data_seconds": round(data_seconds, 1), **copy, **sft,
             "wall_seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip

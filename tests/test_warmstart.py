@@ -22,9 +22,13 @@ from sdar.rollout import rollout
 from sdar.warmstart import (
     WarmstartConfig,
     build_dataset,
+    copy_batch,
+    copy_example,
+    copy_pretrain,
     demo_examples,
     rename_copies,
     sft_config,
+    span_accuracy,
     train_sft,
 )
 
@@ -213,19 +217,67 @@ def test_sft_lowers_the_loss_and_round_trips(tiny, tmp_path):
     assert tok2.padding_side == "left" and tok2("hi").input_ids == tok("hi").input_ids
 
 
+def test_copy_example_repeats_a_span_and_labels_only_the_repeat():
+    rng, pool, text = random.Random(0), [5, 6, 7], list(range(100, 140))
+    sources = set()
+    for _ in range(200):
+        ids, labels = copy_example(rng, pool, text)
+        n = sum(lab != -100 for lab in labels)
+        assert 6 <= n <= 20 and 0 <= len(ids) - 2 * n <= 10 and len(labels) == len(ids)
+        assert ids[:n] == ids[-n:] == labels[-n:] and labels[:-n] == [-100] * (len(ids) - n)
+        assert set(ids[n:-n]) <= set(pool)  # the filler
+        span = ids[:n]
+        if set(span) <= set(pool):
+            sources.add("pool")
+        else:  # a window of the text: consecutive ids here
+            assert span == list(range(span[0], span[0] + n)) and span[0] + n <= 140
+            sources.add("text")
+    assert sources == {"pool", "text"}
+    batch = copy_batch([([1, 2, 1, 2], [-100, -100, 1, 2]), ([3, 3], [-100, 3])], pad_id=0)
+    assert batch["input_ids"].tolist() == [[1, 2, 1, 2], [3, 3, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
+    assert batch["labels"].tolist() == [[-100, -100, 1, 2], [-100, 3, -100, -100]]
+
+
+def test_span_accuracy_counts_next_token_hits_on_labelled_positions():
+    labels = torch.tensor([[-100, -100, 4, 5]])
+    logits = torch.zeros(1, 4, 6)
+    logits[0, 1, 4] = logits[0, 2, 1] = 1.0  # position 1 predicts 4 (right), position 2 predicts 1 (wrong: 5)
+    logits[0, 0, 3] = 1.0  # position 0 predicts an unlabelled token: not counted
+    assert span_accuracy(logits, labels) == 0.5
+
+
+def test_copy_pretraining_forms_induction():
+    """A 2-layer model from scratch learns to copy random spans (chance 1/23): the induction heads a tiny model
+    needs to continue a passage sentence it started quoting."""
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(0)
+    model = Qwen3ForCausalLM(Qwen3Config(vocab_size=24, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                         num_key_value_heads=2, head_dim=16, intermediate_size=128,
+                                         tie_word_embeddings=False, max_position_embeddings=64))  # fmt: skip
+    cfg = WarmstartConfig(copy_steps=250, copy_lr=3e-3, logging_steps=25)
+    res = copy_pretrain(model, cfg, list(range(1, 24)), [], pad_id=0, log=lambda _: None)
+    accuracy = [a for _, _, a in res["curve"]]
+    assert res["steps"] == 250 and len(accuracy) == 10
+    assert accuracy[0] < 0.3 and res["span_accuracy_end"] > 0.6
+
+
 def test_cli_writes_the_files(tiny, tmp_path):
     root, cache, _, _ = tiny
     out = tmp_path / "vanilla"
     res = subprocess.run([sys.executable, "-m", "sdar.cli", "warmstart", "--model", "tiny-qwen3", "--model-dir",
                           str(root / "model"), "--out", str(out), "--profile", "smoke", "--set",
                           f"paths.env_cache={cache}", "--set", "warmstart.episodes=2", "--set",
-                          "warmstart.max_steps=2", "--set", "warmstart.batch_size=4"],
+                          "warmstart.max_steps=2", "--set", "warmstart.batch_size=4", "--set",
+                          "warmstart.copy_steps=3", "--set", "warmstart.logging_steps=1"],
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
     for f in ("config.json", "model.safetensors", "tokenizer.json", "config.resolved.yaml", "run.json"):
         assert (out / f).is_file(), f
     summary = json.loads((out / "warmstart.json").read_text())
     assert set(summary["envs"]) == {"alfworld", "webshop", "search_qa"} and summary["steps"] == 2
+    assert summary["copy"]["steps"] == 3 and [s for s, _, _ in summary["copy"]["curve"]] == [1, 2, 3]
     assert summary["examples"] == sum(e["examples"] for e in summary["envs"].values()) > 0
     assert "warmstart:" in (out / "config.resolved.yaml").read_text()
 
