@@ -111,9 +111,11 @@ def test_warm_start_scope_plans_one_model_or_one_per_env(static_copy, scope):
         for out, flags in starts:
             assert f"'warmstart.envs=[{Path(out).name}]'" in flags
         assert all(start == f"results/mini/vanilla/tiny-qwen3/{env}" for env, start in trains)
-    # the mini profile's ALFWorld file (150 steps) reaches the ALFWorld cells and only them
+    # each of the mini profile's per-env files (ALFWorld: 150 steps; WebShop, Search-QA: demonstrators and the
+    # copy task) reaches that environment's cells and only them
     for line in re.findall(r"sdar-bench train .*", plan):
-        assert ("--config config/profiles/mini_alfworld.yaml" in line) == ("--env alfworld" in line)
+        for env in envs:
+            assert (f"--config config/profiles/mini_{env}.yaml" in line) == (f"--env {env}" in line)
 
 
 def test_another_profile_inherits_no_mini_keys(static_copy):
