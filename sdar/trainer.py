@@ -155,19 +155,13 @@ def append_jsonl(path: Path, record: dict) -> None:
 
 
 def truncate_jsonl(path: Path, lines: int, step: int) -> None:
-    """Drop metric lines written after the checkpoint we resume from (at `step`).
+    """Drop the metric lines a resume from the checkpoint at `step` (which had seen `lines` lines) rewrites.
 
-    A finished run ends with its final evaluation, an eval-only line at `step`; extended with more steps, the
-    run evaluates inside step `step`'s record instead, so that line goes too and the extended run's file is the
-    longer run's."""
+    Every line with a step >= `step` goes: the records of steps run after the checkpoint, and a finished run's
+    final eval-only line at `step`, which a run extended to more steps writes inside step `step`'s record
+    instead. So an extended run killed before its next checkpoint and resumed again leaves no duplicate."""
     if path.exists():
-        kept = path.read_text().splitlines(keepends=True)[:lines]
-        if (
-            kept
-            and (last := json.loads(kept[-1]))["step"] == step
-            and not any(k.startswith("rollout/") for k in last)
-        ):
-            kept.pop()
+        kept = [s for s in path.read_text().splitlines(keepends=True)[:lines] if json.loads(s)["step"] < step]
         path.write_text("".join(kept))
 
 
@@ -244,7 +238,7 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start = state["step"]
-        if main:
+        if main and start < tc.steps:  # a finished run called again has nothing to redo: its file stays
             truncate_jsonl(metrics_path, state["metrics_lines"], start)
         log(f"resumed from {ckpt} at step {start}")
     elif main:  # a fresh run never appends to stale logs

@@ -139,6 +139,38 @@ def test_same_seed_gives_identical_files_and_sigkill_resume_matches(cell, tmp_pa
         if steps == 2:
             assert json.loads((short / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 2
     assert (short / "metrics.jsonl").read_text() == (full_a / "metrics.jsonl").read_text()
+    # called again, the finished run redoes nothing and keeps its file (its final eval line included)
+    res = cli(*train_args(cell, short, "grpo", "webshop", 1, "--set", "train.steps=3"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (short / "metrics.jsonl").read_text() == (full_a / "metrics.jsonl").read_text()
+
+
+def test_truncate_jsonl_drops_every_line_a_resume_rewrites(tmp_path):
+    from sdar.trainer import truncate_jsonl
+
+    def write(*rows):
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def steps():
+        return [
+            (r["step"], "rollout/success_rate" in r) for r in map(json.loads, path.read_text().splitlines())
+        ]
+
+    path = tmp_path / "metrics.jsonl"
+    row = lambda k: {"step": k, "rollout/success_rate": 0.5}  # noqa: E731
+    # a 2-step run finished (checkpoint at step 2 saw 3 lines: two steps and the final eval), then extended to
+    # 4 steps and killed at step 3 before its next checkpoint: the resume from step 2 keeps steps 0 and 1 only
+    write(row(0), row(1), {"step": 2, "eval/success_rate": 0.2}, row(2), row(3))
+    truncate_jsonl(path, 3, 2)
+    assert steps() == [(0, True), (1, True)]
+    # killed once more the same way: the checkpoint still says 3 lines, line 3 is now step 2's full record
+    write(row(0), row(1), row(2), row(3))
+    truncate_jsonl(path, 3, 2)
+    assert steps() == [(0, True), (1, True)]
+    # a mid-run kill: the checkpoint at step 2 saw 2 lines; the record of step 2 written after it goes
+    write(row(0), row(1), row(2))
+    truncate_jsonl(path, 2, 2)
+    assert steps() == [(0, True), (1, True)]
 
 
 def test_bad_cells_fail_before_any_work(cell, tmp_path):
