@@ -154,14 +154,16 @@ def append_jsonl(path: Path, record: dict) -> None:
         f.flush()
 
 
-def truncate_jsonl(path: Path, lines: int, step: int) -> None:
-    """Drop the metric lines a resume from the checkpoint at `step` (which had seen `lines` lines) rewrites.
+def truncate_jsonl(path: Path, lines: int, step: int | None) -> None:
+    """Keep the metric lines the checkpoint saw (`lines`), less those a resume from it at `step` rewrites.
 
     Every line with a step >= `step` goes: the records of steps run after the checkpoint, and a finished run's
     final eval-only line at `step`, which a run extended to more steps writes inside step `step`'s record
-    instead. So an extended run killed before its next checkpoint and resumed again leaves no duplicate."""
+    instead. So an extended run killed before its next checkpoint and resumed again leaves no duplicate.
+    `step=None`: nothing is rerun (the checkpoint is at or past the last step), so the seen lines all stay."""
     if path.exists():
-        kept = [s for s in path.read_text().splitlines(keepends=True)[:lines] if json.loads(s)["step"] < step]
+        seen = path.read_text().splitlines(keepends=True)[:lines]
+        kept = [s for s in seen if step is None or json.loads(s)["step"] < step]
         path.write_text("".join(kept))
 
 
@@ -238,8 +240,8 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start = state["step"]
-        if main and start < tc.steps:  # a finished run called again has nothing to redo: its file stays
-            truncate_jsonl(metrics_path, state["metrics_lines"], start)
+        if main:  # a finished run called again redoes nothing and keeps its final eval line
+            truncate_jsonl(metrics_path, state["metrics_lines"], start if start < tc.steps else None)
         log(f"resumed from {ckpt} at step {start}")
     elif main:  # a fresh run never appends to stale logs
         metrics_path.unlink(missing_ok=True)

@@ -171,6 +171,10 @@ def test_truncate_jsonl_drops_every_line_a_resume_rewrites(tmp_path):
     write(row(0), row(1), row(2))
     truncate_jsonl(path, 2, 2)
     assert steps() == [(0, True), (1, True)]
+    # a finished 2-step run called again with 2 steps after an extension was killed: back to what it saw
+    write(row(0), row(1), {"step": 2, "eval/success_rate": 0.2}, row(2), row(3))
+    truncate_jsonl(path, 3, None)
+    assert steps() == [(0, True), (1, True), (2, False)]
 
 
 def test_bad_cells_fail_before_any_work(cell, tmp_path):
