@@ -70,6 +70,10 @@ class TrainConfig:
     """Episodes per periodic evaluation (the first tasks of the eval panel)."""
     checkpoint_every: int = 5
     """Save a resumable checkpoint every this many steps (always at the end)."""
+    fresh_tasks: bool = False
+    """RL draws only train tasks the warm start did not demonstrate (`warmstart.episodes`, `episodes_per_env` and
+    `task_order` say which: `sdar.warmstart.demo_task_ids`), as the paper's instruct models never saw its RL
+    questions. False = every train task (official: no warm start, so no choice to make)."""
     skip_zero_advantage_groups: bool = False
     """Drop groups whose advantages are all zero before the update (faster; changes the KL/aux terms' sample set). Official: False."""
     backend: Literal["hf", "vllm"] = "hf"
@@ -175,6 +179,26 @@ def now() -> float:
 # the loop
 
 
+def rl_task_ids(suite, cfg) -> list[str]:
+    """The train-panel tasks RL samples from: all of them, or with `train.fresh_tasks` those the warm start
+    (configured by `cfg.warmstart`) did not demonstrate."""
+    from sdar.warmstart import demo_task_ids
+
+    train_ids = list(suite.panel("train").task_ids)
+    if not cfg.train.fresh_tasks:
+        return train_ids
+    ws = cfg.warmstart
+    n = ws.episodes_per_env.get(suite.name, ws.episodes)
+    shown = set(demo_task_ids(train_ids, lambda t: suite.task(t).category, n, ws.task_order))
+    fresh = [t for t in train_ids if t not in shown]
+    if not fresh:
+        raise ValueError(
+            f"train.fresh_tasks: the warm start's {n} episodes cover all {len(train_ids)} {suite.name} train "
+            "tasks; lower warmstart.episodes or set train.fresh_tasks=false"
+        )
+    return fresh
+
+
 def _ids(keys: list) -> torch.Tensor:
     """Hashable keys -> dense int ids in order of first appearance."""
     table: dict = {}
@@ -246,7 +270,7 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
     elif main:  # a fresh run never appends to stale logs
         metrics_path.unlink(missing_ok=True)
         (run_dir / "timings.jsonl").unlink(missing_ok=True)
-    train_ids = list(suite.panel("train").task_ids)
+    train_ids = rl_task_ids(suite, cfg)
     eval_ids = list(suite.panel("eval").task_ids)[: tc.eval_episodes]
     student_prefix = (lambda task: teacher_prefix(skills.skills_for(task))) if method.train_skills else None
     eval_temperature = getattr(cfg.eval, f"{run.env}_temperature")

@@ -57,6 +57,10 @@ class WarmstartConfig:
     """Environments whose train panels supply demonstrations (one multi-task model for all of them)."""
     episodes: int = 400
     """Demonstration episodes per environment (the first train-panel tasks, cycling if the panel is shorter)."""
+    task_order: Literal["panel", "by_category"] = "panel"
+    """Which train tasks are demonstrated: the panel's first `episodes` (`panel`), or the first of a round robin
+    over the task categories (`by_category`; Search-QA's panel lists its seven sources in blocks of 200, so its
+    first 1,000 tasks hold no musique or bamboogle question). `train.fresh_tasks` keeps RL off these tasks."""
     episodes_per_env: dict[str, int] = field(default_factory=dict)
     """Per-environment override of `episodes`, to balance the mix (a Search-QA episode has ~2 turns, an ALFWorld
     one ~8, so equal episode counts give Search-QA ~13 % of the examples)."""
@@ -129,6 +133,29 @@ class WarmstartConfig:
 
 def _env_seed(seed: int, env: str) -> int:
     return seed * 1_000_003 + zlib.crc32(env.encode())  # stable across processes (no hash randomisation)
+
+
+def demo_task_ids(
+    task_ids: Sequence[str], category_of: Callable[[str], str], n: int, order: str
+) -> list[str]:
+    """The `n` train tasks the warm start plays, in order, cycling when the panel is shorter.
+
+    `order="by_category"` first deals the panel round robin over the categories (in order of first appearance):
+    ids a1 a2 b1 b2 c1 -> a1 b1 c1 a2 b2."""
+    ids = list(task_ids)
+    if order == "by_category":
+        queues: dict[str, list[str]] = {}
+        for t in ids:
+            queues.setdefault(category_of(t), []).append(t)
+        ids = [
+            q[k]
+            for k in range(max(map(len, queues.values()), default=0))
+            for q in queues.values()
+            if k < len(q)
+        ]
+    if not ids:
+        raise ValueError("the train panel is empty: nothing to demonstrate")
+    return [ids[k % len(ids)] for k in range(n)]
 
 
 def skill_episodes(n: int, share: float, rng: random.Random) -> set[int]:
@@ -207,8 +234,10 @@ def demo_examples(
     from sdar.policy import chat_prompt
 
     rng = random.Random(_env_seed(cfg.seed, suite.name))
-    task_ids = suite.panel("train").task_ids
     n = cfg.episodes_per_env.get(suite.name, cfg.episodes)
+    task_ids = demo_task_ids(
+        suite.panel("train").task_ids, lambda t: suite.task(t).category, n, cfg.task_order
+    )
     with_skills = skill_episodes(n, cfg.skills_share, rng) if cfg.skills_share > 0 else set()
     if with_skills and skills_for is None:
         raise ValueError("skills_share > 0 needs skills_for")
@@ -218,7 +247,7 @@ def demo_examples(
     examples: list[dict] = []
     wins = turns = expert_turns = 0
     for k in range(n):
-        task_id = task_ids[k % len(task_ids)]
+        task_id = task_ids[k]
         task = suite.task(task_id)
         placement = cfg.skills_placement
         if placement == "both":

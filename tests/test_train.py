@@ -75,6 +75,27 @@ def test_every_training_row_trains_and_evaluates(cell, tmp_path, method):
     assert ev["method"] == method and ev["panel_size"] == 4 and 0.0 <= ev["success_rate"] <= 1.0
 
 
+def test_fresh_tasks_keep_rl_off_the_warm_starts_tasks(cell):
+    from collections import Counter
+
+    from envs.registry import make_suite
+    from sdar.config import Config
+    from sdar.trainer import rl_task_ids
+    from sdar.warmstart import demo_task_ids
+
+    suite = make_suite("search_qa", cache_dir=cell[1])
+    ids, cat = list(suite.panel("train").task_ids), lambda t: suite.task(t).category
+    ws = {"episodes": 1050, "task_order": "by_category"}
+    assert rl_task_ids(suite, configlib.build(Config, {"warmstart": ws})) == ids
+    fresh = rl_task_ids(suite, configlib.build(Config, {"warmstart": ws, "train": {"fresh_tasks": True}}))
+    shown = demo_task_ids(ids, cat, 1050, "by_category")
+    assert len(fresh) == len(ids) - 1050 and not set(fresh) & set(shown)
+    assert Counter(map(cat, fresh)) == {s: 50 for s in suite.columns}  # 200 per source, 150 of each shown
+    too_many = {"warmstart": {"episodes": len(ids)}, "train": {"fresh_tasks": True}}
+    with pytest.raises(ValueError, match="cover all"):
+        rl_task_ids(suite, configlib.build(Config, too_many))
+
+
 def test_mixed_group_ratio_counts_groups_whose_rewards_differ():
     from sdar.rollout import EpisodeResult, mixed_group_ratio
 

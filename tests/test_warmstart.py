@@ -9,6 +9,7 @@ import random
 import re
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import replace
 
 import pytest
@@ -26,6 +27,7 @@ from sdar.warmstart import (
     copy_example,
     copy_pretrain,
     demo_examples,
+    demo_task_ids,
     rename_copies,
     sft_config,
     span_accuracy,
@@ -85,6 +87,25 @@ def test_prompts_are_the_rollout_prompts(tiny, env, share):
         hf = HFPolicy(None, tok, max_prompt_tokens=4096, max_new_tokens=8)
         ids = tok(ep[0]["prompt"] + ep[0]["completion"], add_special_tokens=False).input_ids
         assert ids[: len(hf.encode(policy.contents[:1])[0])] == hf.encode(policy.contents[:1])[0]
+
+
+def test_demo_task_ids_deal_the_categories_round_robin_and_cycle():
+    cat = {"a1": "a", "a2": "a", "a3": "a", "b1": "b", "c1": "c", "c2": "c"}
+    ids = list(cat)
+    assert demo_task_ids(ids, cat.get, 4, "panel") == ["a1", "a2", "a3", "b1"]
+    assert demo_task_ids(ids, cat.get, 8, "panel")[6:] == ["a1", "a2"]
+    assert demo_task_ids(ids, cat.get, 8, "by_category") == ["a1", "b1", "c1", "a2", "c2", "a3", "a1", "b1"]
+    with pytest.raises(ValueError, match="empty"):
+        demo_task_ids([], cat.get, 1, "panel")
+
+
+def test_search_qa_demonstrations_cover_every_source_only_by_category(tiny):
+    suite = tiny[2]["search_qa"]
+    ids, cat = suite.panel("train").task_ids, lambda t: suite.task(t).category
+    # the panel lists its sources in blocks, so its first tasks are all of one source
+    assert {cat(t) for t in demo_task_ids(ids, cat, 70, "panel")} == {"nq"}
+    counts = Counter(cat(t) for t in demo_task_ids(ids, cat, 70, "by_category"))
+    assert counts == {s: 10 for s in suite.columns}
 
 
 def test_teacher_placement_and_skills_share(tiny):
