@@ -72,7 +72,7 @@ class TrainConfig:
     """Save a resumable checkpoint every this many steps (always at the end)."""
     fresh_tasks: bool = False
     """RL draws only train tasks the warm start did not demonstrate (`warmstart.episodes`, `episodes_per_env` and
-    `task_order` say which: `sdar.warmstart.demo_task_ids`), as the paper's instruct models never saw its RL
+    `task_order` say which: `sdar.warmstart.demonstrated_task_ids`), as the paper's instruct models never saw its RL
     questions. False = every train task (official: no warm start, so no choice to make)."""
     skip_zero_advantage_groups: bool = False
     """Drop groups whose advantages are all zero before the update (faster; changes the KL/aux terms' sample set). Official: False."""
@@ -182,19 +182,18 @@ def now() -> float:
 def rl_task_ids(suite, cfg) -> list[str]:
     """The train-panel tasks RL samples from: all of them, or with `train.fresh_tasks` those the warm start
     (configured by `cfg.warmstart`) did not demonstrate."""
-    from sdar.warmstart import demo_task_ids
+    from sdar.warmstart import demonstrated_task_ids
 
     train_ids = list(suite.panel("train").task_ids)
     if not cfg.train.fresh_tasks:
         return train_ids
-    ws = cfg.warmstart
-    n = ws.episodes_per_env.get(suite.name, ws.episodes)
-    shown = set(demo_task_ids(train_ids, lambda t: suite.task(t).category, n, ws.task_order))
-    fresh = [t for t in train_ids if t not in shown]
+    shown = demonstrated_task_ids(suite, cfg.warmstart)
+    seen = set(shown)
+    fresh = [t for t in train_ids if t not in seen]
     if not fresh:
         raise ValueError(
-            f"train.fresh_tasks: the warm start's {n} episodes cover all {len(train_ids)} {suite.name} train "
-            "tasks; lower warmstart.episodes or set train.fresh_tasks=false"
+            f"train.fresh_tasks: the warm start's {len(shown)} episodes cover all {len(train_ids)} {suite.name} "
+            "train tasks; lower warmstart.episodes or set train.fresh_tasks=false"
         )
     return fresh
 

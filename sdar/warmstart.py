@@ -56,7 +56,8 @@ class WarmstartConfig:
     envs: tuple[str, ...] = ("alfworld", "webshop", "search_qa")
     """Environments whose train panels supply demonstrations (one multi-task model for all of them)."""
     episodes: int = 400
-    """Demonstration episodes per environment (the first train-panel tasks, cycling if the panel is shorter)."""
+    """Demonstration episodes per environment (the first train-panel tasks in `task_order`, cycling if the panel
+    is shorter)."""
     task_order: Literal["panel", "by_category"] = "panel"
     """Which train tasks are demonstrated: the panel's first `episodes` (`panel`), or the first of a round robin
     over the task categories (`by_category`; Search-QA's panel lists its seven sources in blocks of 200, so its
@@ -153,9 +154,16 @@ def demo_task_ids(
             for q in queues.values()
             if k < len(q)
         ]
-    if not ids:
+    if n and not ids:
         raise ValueError("the train panel is empty: nothing to demonstrate")
     return [ids[k % len(ids)] for k in range(n)]
+
+
+def demonstrated_task_ids(suite, cfg: WarmstartConfig) -> list[str]:
+    """The train tasks `demo_examples` plays on `suite`: `cfg.episodes` (or `episodes_per_env[suite.name]`) of
+    them in `cfg.task_order`; the trainer's `train.fresh_tasks` leaves these out."""
+    n = cfg.episodes_per_env.get(suite.name, cfg.episodes)
+    return demo_task_ids(suite.panel("train").task_ids, lambda t: suite.task(t).category, n, cfg.task_order)
 
 
 def skill_episodes(n: int, share: float, rng: random.Random) -> set[int]:
@@ -234,10 +242,8 @@ def demo_examples(
     from sdar.policy import chat_prompt
 
     rng = random.Random(_env_seed(cfg.seed, suite.name))
-    n = cfg.episodes_per_env.get(suite.name, cfg.episodes)
-    task_ids = demo_task_ids(
-        suite.panel("train").task_ids, lambda t: suite.task(t).category, n, cfg.task_order
-    )
+    task_ids = demonstrated_task_ids(suite, cfg)
+    n = len(task_ids)
     with_skills = skill_episodes(n, cfg.skills_share, rng) if cfg.skills_share > 0 else set()
     if with_skills and skills_for is None:
         raise ValueError("skills_share > 0 needs skills_for")
