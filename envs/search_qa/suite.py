@@ -7,7 +7,8 @@ episode ends after `max_turns` turns (reward 0 if no answer was given). Metric c
 
 Data: the generated knowledge base (kb.py) by default; Search-R1/FlashRAG/HotpotQA files when configured.
 Panels: per source, a seeded shuffle of the unique questions; the first `eval_per_source` go to "eval", the next
-`train_per_source` to "train" (or train comes from `train_files`); written under `cache_dir/panels/`.
+`train_per_source` to "train" (or train comes from `train_files`), from the sources in `train_sources` when set
+(the paper trains on NQ + HotpotQA); written under `cache_dir/panels/`.
 
 Expert: follows the question's plan, searching one entity per hop and reading the relation from the returned
 passages (regular expressions over the knowledge base's own sentence forms). For real data, whose plans are
@@ -138,6 +139,13 @@ class SearchQASuite(EnvSuite):
         if train_pool:
             eval_q = {it.question for it in eval_items}
             rest = [it for it in train_pool if it.question not in eval_q]  # never overlapping
+        if cfg.train_sources:
+            present = {it.source for it in rest}
+            missing = [s for s in cfg.train_sources if s not in present]
+            if missing:
+                raise SearchQAError(f"search_qa.train_sources names {missing} but the train pool has no question "
+                                    f"of them (its sources: {sorted(present)})")  # fmt: skip
+            rest = [it for it in rest if it.source in cfg.train_sources]
         train_items, _ = self._split(rest, cfg.train_per_source, shuffle=not train_pool)
         return eval_items, train_items, passages
 
