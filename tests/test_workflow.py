@@ -111,7 +111,7 @@ def test_warm_start_scope_plans_one_model_or_one_per_env(static_copy, scope):
         for out, flags in starts:
             assert f"'warmstart.envs=[{Path(out).name}]'" in flags
         assert all(start == f"results/mini/vanilla/tiny-qwen3/{env}" for env, start in trains)
-    # each of the mini profile's per-env files (ALFWorld: 150 steps; WebShop, Search-QA: demonstrators and the
+    # each of the mini profile's per-env files (ALFWorld: rooms and turns; WebShop, Search-QA: demonstrators and the
     # copy task) reaches that environment's cells and only them
     for line in re.findall(r"sdar-bench train .*", plan):
         for env in envs:
@@ -120,7 +120,7 @@ def test_warm_start_scope_plans_one_model_or_one_per_env(static_copy, scope):
 
 def test_another_profile_inherits_no_mini_keys(static_copy):
     # Snakemake merges a --configfile over config/config.yaml; a file of another profile is read on its own,
-    # so the mini profile's ALFWorld file (150 steps) reaches no smoke cell, while a partial mini file still
+    # so the mini profile's ALFWorld file (20 turns) reaches no smoke cell, while a partial mini file still
     # extends the default config
     partial = static_copy / "more_seeds.yaml"
     partial.write_text("profile: mini\nseeds: [0, 1]\n")
@@ -129,6 +129,26 @@ def test_another_profile_inherits_no_mini_keys(static_copy):
         trains = [line for line in re.findall(r"sdar-bench train .*", plan) if "--env alfworld" in line]
         assert trains and all(("mini_alfworld.yaml" in line) == mini_file for line in trains)
     assert "--seed 1" in plan
+
+
+def test_mini_long_adds_the_calibrated_budget_to_every_mini_job(static_copy):
+    # config/mini_long.yaml extends the default file: every warm start and cell reads the calibrated budget last
+    # (after its env file), and it resolves to the 150-step recipe; the default run reads the short one
+    from sdar import configlib
+    from sdar.config import Config
+
+    plan = snakemake(static_copy, "-n", "-p", "--configfile", "config/mini_long.yaml").stdout
+    jobs = re.findall(r"sdar-bench (?:train|warmstart) .*", plan)
+    assert len(jobs) == 21 + 3
+    for line in jobs:
+        files = re.findall(r"--config (\S+)", line)
+        assert files[-1] == "config/profiles/mini_long.yaml" and files[0] == "config/profiles/mini.yaml"
+    short = [REPO / "config/profiles/mini.yaml", REPO / "config/profiles/mini_alfworld.yaml"]
+    long = configlib.load(Config, [*short, REPO / "config/profiles/mini_long.yaml"])
+    default = configlib.load(Config, short)
+    assert (long.train.steps, long.train.tasks_per_step, long.warmstart.max_steps) == (150, 8, 1500)
+    assert (default.train.steps, default.train.tasks_per_step, default.warmstart.max_steps) == (30, 4, 600)
+    assert long.train.lr == default.train.lr and long.envs == default.envs
 
 
 @pytest.fixture(scope="module")
