@@ -17,6 +17,8 @@ rule warmstart:
         f"{OUT}/logs/warmstart/{WARMSTART_TAG}.log",
     benchmark:
         f"{OUT}/benchmarks/warmstart/{WARMSTART_TAG}.tsv"
+    # before any cell: every cell of an environment waits for its warm start
+    priority: 10
     conda:
         CONDA_ENV
     threads: config["threads"]
