@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sdar import configlib
+from sdar.config import Config
 from sdar.methods import METHODS
 from sdar.report.naming import ENV_LABELS, HEADLINE, METRICS, TABLE1_METHODS, method_label, method_slug
 
@@ -134,9 +136,6 @@ def test_another_profile_inherits_no_mini_keys(static_copy):
 def test_mini_long_adds_the_calibrated_budget_to_every_mini_job(static_copy):
     # config/mini_long.yaml extends the default file: every warm start and cell reads the calibrated budget last
     # (after its env file), and it resolves to the 150-step recipe; the default run reads the short one
-    from sdar import configlib
-    from sdar.config import Config
-
     plan = snakemake(static_copy, "-n", "-p", "--configfile", "config/mini_long.yaml").stdout
     jobs = re.findall(r"sdar-bench (?:train|warmstart) .*", plan)
     assert len(jobs) == 21 + 3
