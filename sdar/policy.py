@@ -12,7 +12,6 @@ left-truncated to `max_prompt_tokens` (PROTOCOL.md §1.2, `truncation=left`).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -101,8 +100,7 @@ def sequence_logprobs(
     if prefix is not None:  # each row continues one of the cached (left-padded) prefixes
         cache, prefix_attn, prefix_len = prefix
         rows = torch.tensor(prefix_rows, dtype=torch.long)
-        cache = copy.deepcopy(cache)
-        cache.batch_select_indices(rows.to(device))
+        cache = _select_rows(cache, rows.to(device))
         attn = torch.cat([prefix_attn[rows], attn], dim=1)
         pos = pos + prefix_len[rows].unsqueeze(1)
         kwargs = {"use_cache": True, "past_key_values": cache}
@@ -128,10 +126,19 @@ def sequence_logprobs(
     return logp * mask, mask, (entropy * mask if entropy is not None else None)
 
 
-@torch.no_grad()
+def _select_rows(cache, rows: torch.Tensor):
+    """A new DynamicCache whose row b is row `rows[b]` of `cache` (a gather: gradients flow back to it)."""
+    from transformers import DynamicCache
+
+    return DynamicCache([(layer.keys[rows], layer.values[rows]) for layer in cache.layers])
+
+
 def prefix_cache(model, prefixes: list[list[int]]) -> tuple:
     """Keys/values of G prefixes in one forward, left-padded to the longest: the `prefix` argument of
-    `sequence_logprobs`, as (cache with batch G, attention mask (G, L), lengths (G,))."""
+    `sequence_logprobs`, as (cache with batch G, attention mask (G, L), lengths (G,)).
+
+    Runs in the caller's grad mode: under `torch.no_grad()` for scoring, with gradients in the update (each
+    prefix's keys/values then receive the gradients of every row that continues it)."""
     device = next(model.parameters()).device
     L = max(map(len, prefixes))
     ids = torch.zeros((len(prefixes), L), dtype=torch.long)
@@ -165,6 +172,105 @@ def batched_logprobs(
         )  # fmt: skip
         for j, i in enumerate(idx):
             out[i] = logp[j, : len(responses[i])].cpu()
+    return out  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# shared prompt prefixes: the turns of one task repeat its head (instructions, task, skills for `*` students)
+
+MIN_SHARED_PREFIX = 16
+"""Shortest common prefix worth a cached forward (tokens); shorter ones are scored in full."""
+
+
+def prefix_cuts(prompts: list[list[int]], groups: list, *, min_len: int = MIN_SHARED_PREFIX) -> list[int]:
+    """Per sample, how many leading prompt tokens all samples of its group share, less one: every sample keeps
+    at least its last prompt token, whose position predicts the first response token. 0 where that is shorter
+    than `min_len` tokens. A group is the G episodes of one task in a rollout (their `uid`)."""
+    members: dict = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    cuts = [0] * len(prompts)
+    for idx in members.values():
+        first, n = prompts[idx[0]], min(len(prompts[i]) for i in idx)
+        for i in idx[1:]:
+            p = prompts[i]
+            n = next((k for k in range(n) if p[k] != first[k]), n)
+        cut = n - 1 if n - 1 >= min_len else 0
+        for i in idx:
+            cuts[i] = cut
+    return cuts
+
+
+def _prefix_pieces(prompts, groups, cuts, subset):
+    """The distinct prefixes of `subset`'s groups, each sample's row among them, and its continuation."""
+    row: dict = {}
+    prefixes, rows, rests = [], [], []
+    for i in subset:
+        if groups[i] not in row:
+            row[groups[i]] = len(prefixes)
+            prefixes.append(list(prompts[i][: cuts[i]]))
+        rows.append(row[groups[i]])
+        rests.append(list(prompts[i][cuts[i] :]))
+    return prefixes, rows, rests
+
+
+def shared_sequence_logprobs(
+    model, prompts: list[list[int]], responses: list[list[int]], pad_id: int, groups: list, cuts: list[int],
+    *, with_entropy: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:  # fmt: skip
+    """`sequence_logprobs` where sample i's first `cuts[i]` prompt tokens (from `prefix_cuts`) are computed once
+    per group and continued by every sample of the group; samples with cut 0 take the full forward. Same
+    results as `sequence_logprobs` on the full prompts (to float rounding), gradients included: a shared
+    prefix's keys/values carry the summed gradient of every row that reads them.
+
+    Returns logp (B, T), response mask (B, T) and entropy (B, T) or None, rows in input order, T the longest
+    response.
+    """
+    shared = [i for i in range(len(prompts)) if cuts[i] > 0]
+    full = [i for i in range(len(prompts)) if cuts[i] == 0]
+    if not shared:
+        return sequence_logprobs(model, prompts, responses, pad_id, with_entropy=with_entropy)
+    prefixes, rows, rests = _prefix_pieces(prompts, groups, cuts, shared)
+    pieces = [sequence_logprobs(model, rests, [responses[i] for i in shared], pad_id, with_entropy=with_entropy,
+                                prefix=prefix_cache(model, prefixes), prefix_rows=rows)]  # fmt: skip
+    order = list(shared)
+    if full:
+        pieces.append(sequence_logprobs(model, [prompts[i] for i in full], [responses[i] for i in full], pad_id,
+                                        with_entropy=with_entropy))  # fmt: skip
+        order += full
+    T = max(p[0].shape[1] for p in pieces)
+    inverse = torch.empty(len(order), dtype=torch.long)
+    inverse[torch.tensor(order)] = torch.arange(len(order))
+
+    def join(k):
+        if pieces[0][k] is None:
+            return None
+        padded = torch.cat([F.pad(p[k], (0, T - p[k].shape[1])) for p in pieces])
+        return padded[inverse.to(padded.device)]
+
+    return join(0), join(1), join(2)
+
+
+@torch.no_grad()
+def shared_batched_logprobs(
+    model, prompts, responses, pad_id, groups: list, cuts: list[int], *, batch_size: int = 64
+) -> list[torch.Tensor]:
+    """`batched_logprobs` (no grad, one 1-D tensor per sample) with each group's shared prefix computed once:
+    all distinct prefixes in one forward, every sample with a cut scored on top of them."""
+    shared = [i for i in range(len(prompts)) if cuts[i] > 0]
+    full = [i for i in range(len(prompts)) if cuts[i] == 0]
+    out: list[torch.Tensor | None] = [None] * len(prompts)
+    if shared:
+        prefixes, rows, rests = _prefix_pieces(prompts, groups, cuts, shared)
+        scores = batched_logprobs(model, rests, [responses[i] for i in shared], pad_id, batch_size=batch_size,
+                                  prefix=prefix_cache(model, prefixes), prefix_rows=rows)  # fmt: skip
+        for i, lp in zip(shared, scores):
+            out[i] = lp
+    if full:
+        scores = batched_logprobs(model, [prompts[i] for i in full], [responses[i] for i in full], pad_id,
+                                  batch_size=batch_size)  # fmt: skip
+        for i, lp in zip(full, scores):
+            out[i] = lp
     return out  # type: ignore[return-value]
 
 

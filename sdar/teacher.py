@@ -24,6 +24,7 @@ def teacher_prompt_ids(
     return tokenizer(text, add_special_tokens=False).input_ids[-max_prompt_tokens:]
 
 
+@torch.no_grad()
 def teacher_logprobs(
     model, tokenizer, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]],
     skill_texts: Sequence[str], *, max_prompt_tokens: int, batch_size: int = 64, share_prefix: bool = True,

@@ -88,6 +88,10 @@ class TrainConfig:
     """`auto`: accelerate's device (the process's GPU when there is one, else the CPU); `cpu` forces the CPU."""
     teacher_share_prefix: bool = True
     """Score the teacher with the skill block's keys/values computed once per task (same numbers, less time)."""
+    share_prompt_prefix: bool = True
+    """Compute the prompt head that all turn samples of a task share (instructions, task; skills for a skill-prompted
+    student) once per task in the old/reference scoring and in each update micro-batch (one process; with several,
+    the update forwards full prompts). The same numbers to float rounding; False forwards every full prompt."""
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     """accelerate's autocast for the gradient forward (fp32 master weights and optimizer state); `bf16` on GPUs."""
 
@@ -218,7 +222,7 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
     from sdar.evaluate import evaluate_panel
     from sdar.methods import compute_advantages, get_method, total_loss
     from sdar.models import load_tokenizer
-    from sdar.policy import batched_logprobs, make_policy, sequence_logprobs
+    from sdar.policy import make_policy, prefix_cuts, shared_batched_logprobs, shared_sequence_logprobs
     from sdar.rollout import mixed_group_ratio, rollout, summarize
     from sdar.teacher import teacher_logprobs
 
@@ -323,17 +327,14 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
         t1 = now()
         prompts = [list(samples[i].prompt_ids) for i in keep]
         responses = [list(samples[i].response_ids) for i in keep]
+        groups = [samples[i].uid for i in keep]
+        cuts = prefix_cuts(prompts, groups) if tc.share_prompt_prefix else [0] * len(keep)
         model.eval()  # no dropout in the tiny models, but keep scoring deterministic
-        old = batched_logprobs(
-            base, prompts, responses, tokenizer.pad_token_id, batch_size=tc.logprob_batch_size
+        scoring = dict(
+            pad_id=tokenizer.pad_token_id, groups=groups, cuts=cuts, batch_size=tc.logprob_batch_size
         )
-        refs = (
-            batched_logprobs(
-                ref, prompts, responses, tokenizer.pad_token_id, batch_size=tc.logprob_batch_size
-            )
-            if ref
-            else old
-        )
+        old = shared_batched_logprobs(base, prompts, responses, **scoring)
+        refs = shared_batched_logprobs(ref, prompts, responses, **scoring) if ref else old
         teacher = None
         if method.needs_teacher:
             skill_texts = [skills.skills_for(suite.task(samples[i].task_id)) for i in keep]
@@ -351,6 +352,7 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
             n_minibatches = max(gather_object([n_minibatches]))
         sums: dict[str, float] = {}
         n_updates, grad_norms = 0, []
+        grad_cuts = cuts if world == 1 else [0] * len(keep)  # DDP: one forward per backward
         for _epoch in range(tc.ppo_epochs):
             for mb in np.array_split(order, n_minibatches) if n_minibatches else []:
                 micro = [mb[k : k + tc.micro_batch_size] for k in range(0, len(mb), tc.micro_batch_size)]
@@ -359,8 +361,10 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
                     accelerator.backward(sum(p.sum() for p in model.parameters()) * 0.0)
                 for j, idx in enumerate(micro):
                     idx = list(idx)
-                    logp, mask, ent = sequence_logprobs(model, [prompts[i] for i in idx], [responses[i] for i in idx],
-                                                        tokenizer.pad_token_id, with_entropy=True)  # fmt: skip
+                    logp, mask, ent = shared_sequence_logprobs(
+                        model, [prompts[i] for i in idx], [responses[i] for i in idx], tokenizer.pad_token_id,
+                        [groups[i] for i in idx], [grad_cuts[i] for i in idx], with_entropy=True,
+                    )  # fmt: skip
                     T = mask.shape[1]
                     batch = LossBatch(
                         logp=logp, old_logp=pad_rows([old[i] for i in idx], T), ref_logp=pad_rows([refs[i] for i in idx], T),

@@ -3,7 +3,14 @@
 import torch
 from transformers import AutoModelForCausalLM, Qwen3Config
 
-from sdar.policy import batched_logprobs, pad_pairs, sequence_logprobs
+from sdar.policy import (
+    batched_logprobs,
+    pad_pairs,
+    prefix_cuts,
+    sequence_logprobs,
+    shared_batched_logprobs,
+    shared_sequence_logprobs,
+)
 
 
 def tiny_model():
@@ -57,6 +64,67 @@ def test_prefix_cached_scoring_equals_scoring_the_whole_prompt():
     )
     for a, b in zip(shared, full):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_prefix_cuts_keep_the_last_prompt_token_and_skip_short_heads():
+    prompts = [[1, 2, 3, 4, 5], [1, 2, 3, 9], [1, 2, 3, 4], [7, 8, 9], [7, 8, 9], [5, 6]]
+    groups = ["a", "a", "a", "b", "b", "c"]
+    # a: common head [1, 2, 3] -> 2 shared (token 3 stays with each sample); b: identical prompts of 3 ->
+    # 2; c alone: its whole prompt but the last token -> 1
+    assert prefix_cuts(prompts, groups, min_len=1) == [2, 2, 2, 2, 2, 1]
+    assert prefix_cuts(prompts, groups, min_len=2) == [2, 2, 2, 2, 2, 0]
+    assert prefix_cuts(prompts, groups, min_len=3) == [0] * 6
+
+
+def _turn_samples():
+    """Three tasks' turn samples: each task's prompts start with its head, then differ (history, observation);
+    task "c" shares only one token, so it is scored in full."""
+    heads = {"a": [3, 1, 4, 1, 5, 9, 2, 6], "b": [2, 7, 1, 8, 2, 8], "c": [4]}
+    groups = ["a", "b", "a", "c", "b", "a", "c", "b"]
+    prompts = [heads[g] + [10 + i % 4] * (1 + i % 3) for i, g in enumerate(groups)]
+    responses = [[20 + i % 5] * (1 + (3 * i) % 5) for i in range(len(groups))]
+    return prompts, responses, groups
+
+
+def test_shared_prefix_scoring_and_gradients_equal_the_full_prompts():
+    prompts, responses, groups = _turn_samples()
+    cuts = prefix_cuts(prompts, groups, min_len=3)
+    assert cuts == [7, 5, 7, 0, 5, 7, 0, 5]  # heads of 8 and 6 tokens, less the token each sample keeps
+    weights = torch.linspace(0.5, 2.0, 5)
+    results = []
+    for shared in (True, False):
+        model = tiny_model()
+        if shared:
+            logp, mask, ent = shared_sequence_logprobs(
+                model, prompts, responses, 0, groups, cuts, with_entropy=True
+            )
+        else:
+            logp, mask, ent = sequence_logprobs(model, prompts, responses, 0, with_entropy=True)
+        ((logp * weights).sum() + 0.1 * ent.sum()).backward()  # a token-weighted loss, entropy included
+        results.append((logp.detach(), mask, ent.detach(), [p.grad.clone() for p in model.parameters()]))
+    (lp_s, m_s, e_s, g_s), (lp_f, m_f, e_f, g_f) = results
+    assert torch.equal(m_s, m_f)
+    torch.testing.assert_close(lp_s, lp_f, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(e_s, e_f, atol=1e-5, rtol=1e-5)
+    for a, b in zip(g_s, g_f):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    assert sum(g.abs().sum() for g in g_s) > 0
+
+
+def test_shared_prefix_batched_scoring_equals_batched_scoring():
+    prompts, responses, groups = _turn_samples()
+    model = tiny_model()
+    cuts = prefix_cuts(prompts, groups, min_len=3)
+    shared = shared_batched_logprobs(model, prompts, responses, 0, groups, cuts, batch_size=3)
+    full = batched_logprobs(model, prompts, responses, 0, batch_size=3)
+    for a, b, r in zip(shared, full, responses):
+        assert a.shape == (len(r),)
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    # no cut: exactly the plain path
+    for a, b in zip(
+        shared_batched_logprobs(model, prompts, responses, 0, groups, [0] * 8, batch_size=3), full
+    ):
+        assert torch.equal(a, b)
 
 
 def test_teacher_shares_the_skill_prefix_and_matches_full_scoring(tmp_path):
