@@ -106,7 +106,9 @@ def test_bootstrap_ci_contains_the_true_difference_and_is_symmetric():
     assert 1.0 < hi - lo < 4.0  # about 2 * 1.96 * sqrt(2 * 2 / 5) = 3.5 wide, not degenerate
     assert stats.bootstrap_diff_ci(new, base, seed=0) == stats.bootstrap_diff_ci(new, base, seed=0)
     assert stats.bootstrap_diff_ci(new, base, seed=0) != stats.bootstrap_diff_ci(new, base, seed=1)
-    assert stats.bootstrap_diff_ci([3.0], [1.0]) == (2.0, 2.0, 2.0)  # one seed each: no spread
+    one = stats.bootstrap_diff_ci([3.0], [1.0])  # one seed each: a difference, no interval
+    assert one[0] == 2.0 and math.isnan(one[1]) and math.isnan(one[2])
+    assert math.isnan(stats.bootstrap_diff_ci([3.0, 4.0, 5.0], [1.0])[1])  # one baseline seed: none either
     assert all(math.isnan(v) for v in stats.bootstrap_diff_ci([], [1.0]))
 
 
@@ -117,6 +119,7 @@ def test_probability_of_improvement():
     assert stats.prob_improvement([1, 3], [2]) == 0.5
     assert stats.prob_improvement([2, 3], [2]) == 0.75  # (0.5 + 1) / 2
     assert math.isnan(stats.prob_improvement([], [1]))
+    assert math.isnan(stats.prob_improvement([3], [1]))  # one pair: which seed won, not a probability
 
 
 def test_formatting():

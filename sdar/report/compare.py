@@ -112,8 +112,9 @@ def to_markdown(df: pd.DataFrame, method: str, profile: str, *, n_boot: int = N_
         "",
         f"Mean ± std over seeds (n), in percent. Δ = mean({label}) − mean(baseline); 95 % CI: percentile "
         f"bootstrap over seeds ({n_boot} resamples, seed {seed}). P(improvement) = probability that a random "
-        f"{label} seed scores above a random baseline seed (ties count half). Every metric is in "
-        f"{method_slug(method)}.csv.",
+        f"{label} seed scores above a random baseline seed (ties count half). With one seed on a side there is "
+        f"no interval (–), and with one on each no probability either: rerun with more seeds "
+        f"(`seeds` in the Snakemake config) to get them. Every metric is in {method_slug(method)}.csv.",
         "",
     ]
     shown = {(e, HEADLINE[e]) for e in ENVS} | {("webshop", "score")}

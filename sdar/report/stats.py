@@ -59,11 +59,14 @@ def bootstrap_diff_ci(
 
     The two groups of seeds are resampled independently with replacement (`n_boot` times each) by a
     `numpy.random.Generator` seeded with `seed`, so the interval is reproducible. NaN triple when a group
-    is empty.
+    is empty; the difference with a NaN interval when a group has one seed (resampling one value has no
+    spread: the "interval" would be the point itself).
     """
     a, b = _finite(new), _finite(base)
     if a.size == 0 or b.size == 0:
         return float("nan"), float("nan"), float("nan")
+    if a.size < 2 or b.size < 2:
+        return float(a.mean() - b.mean()), float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     boot_a = rng.choice(a, size=(n_boot, a.size), replace=True).mean(axis=1)  # (n_boot,)
     boot_b = rng.choice(b, size=(n_boot, b.size), replace=True).mean(axis=1)  # (n_boot,)
@@ -74,9 +77,10 @@ def bootstrap_diff_ci(
 
 def prob_improvement(new: Sequence[float], base: Sequence[float]) -> float:
     """P(X > Y) + 0.5 P(X = Y) for X a random new-method seed value and Y a random baseline seed value
-    (all n_new x n_base pairs); NaN when a group is empty."""
+    (all n_new x n_base pairs); NaN when a group is empty or both hold one seed (one pair: 0, 0.5 or 1 says
+    which seed scored higher, not how likely an improvement is)."""
     a, b = _finite(new), _finite(base)
-    if a.size == 0 or b.size == 0:
+    if a.size == 0 or b.size == 0 or a.size * b.size < 2:
         return float("nan")
     diff = a[:, None] - b[None, :]  # (n_new, n_base)
     return float(np.mean((diff > 0) + 0.5 * (diff == 0)))
