@@ -178,14 +178,17 @@ def batched_logprobs(
 # ----------------------------------------------------------------------------------------------------------
 # shared prompt prefixes: the turns of one task repeat its head (instructions, task, skills for `*` students)
 
-MIN_SHARED_PREFIX = 16
-"""Shortest common prefix worth a cached forward (tokens); shorter ones are scored in full."""
+MIN_SHARED_PREFIX = 32
+"""Shortest common head worth its own forward (tokens); shorter ones are scored in full. Measured on tiny-qwen3
+(640 samples of 4 tasks, heads + ~100-token rests, benchmarks/README.md): a 20-token head saves nothing (0.97x
+in scoring), 40 tokens 1.1x, a 300-token skill block 3.2x."""
 
 
 def prefix_cuts(prompts: list[list[int]], groups: list, *, min_len: int = MIN_SHARED_PREFIX) -> list[int]:
     """Per sample, how many leading prompt tokens all samples of its group share, less one: every sample keeps
     at least its last prompt token, whose position predicts the first response token. 0 where that is shorter
-    than `min_len` tokens. A group is the G episodes of one task in a rollout (their `uid`)."""
+    than `min_len` tokens, and for a group of one sample (nothing to share). A group is the G episodes of one
+    task in a rollout (their `uid`)."""
     members: dict = {}
     for i, g in enumerate(groups):
         members.setdefault(g, []).append(i)
@@ -195,7 +198,7 @@ def prefix_cuts(prompts: list[list[int]], groups: list, *, min_len: int = MIN_SH
         for i in idx[1:]:
             p = prompts[i]
             n = next((k for k in range(n) if p[k] != first[k]), n)
-        cut = n - 1 if n - 1 >= min_len else 0
+        cut = n - 1 if n - 1 >= min_len and len(idx) > 1 else 0
         for i in idx:
             cuts[i] = cut
     return cuts
@@ -278,12 +281,24 @@ def shared_batched_logprobs(
 # generation
 
 
+def _left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, L) ids and attention mask of `rows` left-padded to the longest."""
+    L = max(len(r) for r in rows)
+    ids = torch.full((len(rows), L), pad_id, dtype=torch.long)
+    attn = torch.zeros_like(ids)
+    for i, r in enumerate(rows):
+        ids[i, L - len(r) :] = torch.tensor(r, dtype=torch.long)
+        attn[i, L - len(r) :] = 1
+    return ids, attn
+
+
 class HFPolicy:
     """transformers generation on the live training model (CPU or GPU)."""
 
     def __init__(self, model, tokenizer, *, max_prompt_tokens: int, max_new_tokens: int, batch_size: int = 64,
-                 enable_thinking: bool | None = False):  # fmt: skip
+                 enable_thinking: bool | None = False, share_prefix: bool = True):  # fmt: skip
         self.model = model
+        self.share_prefix = share_prefix
         self.tokenizer = tokenizer
         self.max_prompt_tokens = max_prompt_tokens
         self.max_new_tokens = max_new_tokens
@@ -297,21 +312,48 @@ class HFPolicy:
         )
 
     @torch.no_grad()
-    def generate(self, contents: list[str], *, temperature: float, top_p: float = 1.0) -> list[Generation]:
+    def generate(
+        self, contents: list[str], *, temperature: float, top_p: float = 1.0, groups: list | None = None
+    ) -> list[Generation]:
+        """Sample one reply per prompt. `groups` (e.g. the rollout's task uids) lets prompts of one group share
+        the keys/values of their common head (`share_prefix`): computed once, then HF `generate` continues it."""
         prompt_ids = self.encode(contents)
-        out: list[Generation] = []
+        out: list[Generation | None] = [None] * len(prompt_ids)
         for i in range(0, len(prompt_ids), self.batch_size):
-            out += self._generate_ids(prompt_ids[i : i + self.batch_size], temperature, top_p)
-        return out
+            rows = list(range(i, min(i + self.batch_size, len(prompt_ids))))
+            chunk = [prompt_ids[r] for r in rows]
+            cuts = [0] * len(chunk)
+            if groups is not None and self.share_prefix:
+                cuts = prefix_cuts(chunk, [groups[r] for r in rows])
+            # rows with a shared head in one call, the others (e.g. a task's last active episode) in another
+            for part in ([j for j, c in enumerate(cuts) if c], [j for j, c in enumerate(cuts) if not c]):
+                if part:
+                    gens = self._generate_ids([chunk[j] for j in part], temperature, top_p,
+                                              [groups[rows[j]] for j in part] if groups else None, [cuts[j] for j in part])  # fmt: skip
+                    for j, gen in zip(part, gens):
+                        out[rows[j]] = gen
+        return out  # type: ignore[return-value]
 
-    def _generate_ids(self, prompts: list[list[int]], temperature: float, top_p: float) -> list[Generation]:
+    def _generate_ids(self, prompts, temperature: float, top_p: float, groups, cuts) -> list[Generation]:
+        """Generate for `prompts`; when every cut is > 0, each row continues its group's cached head."""
         device = next(self.model.parameters()).device
-        P = max(len(p) for p in prompts)
-        input_ids = torch.full((len(prompts), P), self.pad_id, dtype=torch.long)
-        attn = torch.zeros_like(input_ids)
-        for i, p in enumerate(prompts):
-            input_ids[i, P - len(p) :] = torch.tensor(p)
-            attn[i, P - len(p) :] = 1
+        was_training = self.model.training
+        self.model.eval()
+        cache = None
+        if all(cuts):  # the prompt is [head block | rest block], the head block's keys/values given as cache
+            heads, rows, rests = _prefix_pieces(prompts, groups, cuts, list(range(len(prompts))))
+            head_cache, head_attn, _ = prefix_cache(self.model, heads)
+            rows_t = torch.tensor(rows, dtype=torch.long)
+            cache = _select_rows(head_cache, rows_t.to(device))
+            head_ids = torch.full(head_attn.shape, self.pad_id, dtype=torch.long)
+            for g, h in enumerate(heads):
+                head_ids[g, head_ids.shape[1] - len(h) :] = torch.tensor(h)
+            ids, attn = _left_pad(rests, self.pad_id)
+            input_ids = torch.cat([head_ids[rows_t], ids], dim=1)
+            attn = torch.cat([head_attn.cpu()[rows_t], attn], dim=1)
+        else:
+            input_ids, attn = _left_pad(prompts, self.pad_id)
+        P = input_ids.shape[1]
         # Explicit neutral values: a checkpoint's generation_config (e.g. Qwen's top_k / repetition_penalty)
         # must not change the protocol's sampling (T, top_p only), nor differ from the vLLM backend.
         sampling = (
@@ -320,11 +362,9 @@ class HFPolicy:
             else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
         )
         sampling["repetition_penalty"] = 1.0
-        was_training = self.model.training
-        self.model.eval()
         seqs = self.model.generate(
             input_ids=input_ids.to(device), attention_mask=attn.to(device), max_new_tokens=self.max_new_tokens,
-            eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.pad_id, **sampling,
+            eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.pad_id, past_key_values=cache, **sampling,
         )  # fmt: skip
         self.model.train(was_training)
         gens = []
@@ -349,7 +389,7 @@ def make_policy(backend: str, model, tokenizer, tc) -> HFPolicy:
         batch_size=tc.generation_batch_size,
     )
     if backend == "hf":
-        return HFPolicy(model, tokenizer, **kwargs)
+        return HFPolicy(model, tokenizer, share_prefix=tc.share_prompt_prefix, **kwargs)
     if backend == "vllm":
         from sdar.vllm_policy import VLLMPolicy
 

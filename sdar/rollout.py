@@ -79,7 +79,9 @@ def rollout(
             prefixes[i] + suite.prompt(tasks[i], history[i][-suite.history_length :], obs[i], turn)
             for i in active
         ]
-        gens = policy.generate(contents, temperature=temperature, top_p=top_p)
+        gens = policy.generate(
+            contents, temperature=temperature, top_p=top_p, groups=[uids[i] for i in active]
+        )
         still = []
         for i, content, gen in zip(active, contents, gens):
             res = envs[i].step(gen.text)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 
 from envs.skills import teacher_prefix
-from sdar.policy import batched_logprobs, prefix_cache
+from sdar.policy import prefix_cuts, shared_batched_logprobs
 
 
 def teacher_prompt_ids(
@@ -28,40 +28,23 @@ def teacher_prompt_ids(
 def teacher_logprobs(
     model, tokenizer, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]],
     skill_texts: Sequence[str], *, max_prompt_tokens: int, batch_size: int = 64, share_prefix: bool = True,
+    groups: Sequence | None = None,
 ) -> list[torch.Tensor]:  # fmt: skip
     """log π_T(y_t | skills + prompt, y_<t) per sample (1-D tensors), no gradient.
 
-    `share_prefix`: the skill block is the same for every sample of a task (all G episodes, all turns), so its
-    keys/values are computed once per distinct skill text (all texts in one forward) and reused; samples whose
-    left truncation cut into the skill block, or whose tokens do not start with it, are scored in full. Both
-    paths give the same numbers (tests/test_policy.py); the shared one skips most of the teacher's extra cost.
+    `share_prefix`: the teacher prompts of a group (`groups`, e.g. the rollout's task uids; by default the
+    samples with the same skill text) begin with the same tokens: the skill block, then the student's prompt
+    head. Their common head's keys/values are computed once per group (all groups in one forward) and every
+    sample is scored on top (`sdar.policy.shared_batched_logprobs`); a sample whose left truncation cut into
+    the skill block simply shares less, and one alone in its group is scored in full. Both paths give the same
+    numbers (tests/test_policy.py); the shared one skips most of the teacher's extra cost.
     """
     t_prompts = [
         teacher_prompt_ids(tokenizer, p, s, max_prompt_tokens) for p, s in zip(prompt_ids, skill_texts)
     ]
     responses = [list(r) for r in response_ids]
-    pad = tokenizer.pad_token_id
-    if not share_prefix:
-        return batched_logprobs(model, t_prompts, responses, pad, batch_size=batch_size)
-    out: list[torch.Tensor | None] = [None] * len(t_prompts)
-    prefixes = {s: tokenizer(teacher_prefix(s), add_special_tokens=False).input_ids for s in set(skill_texts)}
-    shared, full = [], []
-    for i, s in enumerate(skill_texts):
-        pre = prefixes[s]
-        ok = len(t_prompts[i]) > len(pre) and t_prompts[i][: len(pre)] == pre
-        (shared if ok else full).append(i)
-    if shared:  # every distinct skill block once, in one forward; all shared samples scored together
-        texts = sorted({skill_texts[i] for i in shared})
-        row = {s: g for g, s in enumerate(texts)}
-        prefix = prefix_cache(model, [prefixes[s] for s in texts])
-        scores = batched_logprobs(
-            model, [t_prompts[i][len(prefixes[skill_texts[i]]) :] for i in shared], [responses[i] for i in shared],
-            pad, batch_size=batch_size, prefix=prefix, prefix_rows=[row[skill_texts[i]] for i in shared],
-        )  # fmt: skip
-        for i, lp in zip(shared, scores):
-            out[i] = lp
-    if full:
-        for i, lp in zip(full, batched_logprobs(model, [t_prompts[i] for i in full], [responses[i] for i in full],
-                                                pad, batch_size=batch_size)):  # fmt: skip
-            out[i] = lp
-    return out  # type: ignore[return-value]
+    groups = list(groups) if groups is not None else list(skill_texts)
+    cuts = prefix_cuts(t_prompts, groups) if share_prefix else [0] * len(t_prompts)
+    return shared_batched_logprobs(
+        model, t_prompts, responses, tokenizer.pad_token_id, groups, cuts, batch_size=batch_size
+    )

@@ -87,7 +87,8 @@ class TrainConfig:
     device: Literal["auto", "cpu"] = "auto"
     """`auto`: accelerate's device (the process's GPU when there is one, else the CPU); `cpu` forces the CPU."""
     teacher_share_prefix: bool = True
-    """Score the teacher with the skill block's keys/values computed once per task (same numbers, less time)."""
+    """Score the teacher with the head its prompts share within a task (the skill block, then the student's prompt
+    head) computed once per task (same numbers to float rounding, less time)."""
     share_prompt_prefix: bool = True
     """Compute the prompt head that all turn samples of a task share (instructions, task; skills for a skill-prompted
     student) once per task in the old/reference scoring and in each update micro-batch (one process; with several,
@@ -340,7 +341,7 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
             skill_texts = [skills.skills_for(suite.task(samples[i].task_id)) for i in keep]
             teacher = teacher_logprobs(base, tokenizer, prompts, responses, skill_texts,
                                        max_prompt_tokens=tc.max_prompt_tokens, batch_size=tc.logprob_batch_size,
-                                       share_prefix=tc.teacher_share_prefix)  # fmt: skip
+                                       share_prefix=tc.teacher_share_prefix, groups=groups)  # fmt: skip
         model.train()
         t_score = now() - t1
 

@@ -183,7 +183,10 @@ class VLLMPolicy:
             target.load_weights([(_vllm_name(name), param.data)])
         self.llm.reset_prefix_cache()
 
-    def generate(self, contents: list[str], *, temperature: float, top_p: float = 1.0) -> list[Generation]:
+    def generate(
+        self, contents: list[str], *, temperature: float, top_p: float = 1.0, groups: list | None = None
+    ) -> list[Generation]:
+        """`groups` is accepted for the interface and unused: vLLM's automatic prefix caching shares heads."""
         prompt_ids = self.encode(contents)
         if not prompt_ids:
             return []

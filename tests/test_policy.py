@@ -4,6 +4,7 @@ import torch
 from transformers import AutoModelForCausalLM, Qwen3Config
 
 from sdar.policy import (
+    MIN_SHARED_PREFIX,
     batched_logprobs,
     pad_pairs,
     prefix_cuts,
@@ -70,8 +71,8 @@ def test_prefix_cuts_keep_the_last_prompt_token_and_skip_short_heads():
     prompts = [[1, 2, 3, 4, 5], [1, 2, 3, 9], [1, 2, 3, 4], [7, 8, 9], [7, 8, 9], [5, 6]]
     groups = ["a", "a", "a", "b", "b", "c"]
     # a: common head [1, 2, 3] -> 2 shared (token 3 stays with each sample); b: identical prompts of 3 ->
-    # 2; c alone: its whole prompt but the last token -> 1
-    assert prefix_cuts(prompts, groups, min_len=1) == [2, 2, 2, 2, 2, 1]
+    # 2; c alone: nothing to share -> 0
+    assert prefix_cuts(prompts, groups, min_len=1) == [2, 2, 2, 2, 2, 0]
     assert prefix_cuts(prompts, groups, min_len=2) == [2, 2, 2, 2, 2, 0]
     assert prefix_cuts(prompts, groups, min_len=3) == [0] * 6
 
@@ -151,8 +152,52 @@ def test_teacher_shares_the_skill_prefix_and_matches_full_scoring(tmp_path):
         40,
     ):  # 40 tokens: left truncation cuts into the skill block, the full path scores those
         a = teacher_logprobs(model, tok, prompts, responses, skills, max_prompt_tokens=limit, batch_size=4)
+        by_task = teacher_logprobs(model, tok, prompts, responses, skills, max_prompt_tokens=limit,
+                                   batch_size=4, groups=["t0", "t0", "t1", "t1", "t2", "t2"])  # fmt: skip
         b = teacher_logprobs(
             model, tok, prompts, responses, skills, max_prompt_tokens=limit, share_prefix=False
         )
-        for x, y in zip(a, b):
+        for x, y, z in zip(a, b, by_task):
             torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(z, y, atol=1e-5, rtol=1e-5)
+
+
+def test_generation_continuing_shared_heads_gives_the_same_replies(tmp_path):
+    """Greedy replies are token-identical with and without the shared head; sampling stays seeded."""
+    from sdar import configlib, models
+    from sdar.policy import HFPolicy
+
+    corpus = ["Task: put a mug in the fridge. Observation: you see a mug 1. <action>take mug 1</action>"] * 20
+    cfg = configlib.build(models.ModelsConfig, {"tiny_qwen3": {"num_layers": 1, "hidden_size": 32,
+                          "intermediate_size": 64, "num_heads": 2, "num_kv_heads": 1, "head_dim": 16}})  # fmt: skip
+    models.build("tiny-qwen3", tmp_path / "m", cfg, corpus=corpus)
+    tok = models.load_tokenizer(tmp_path / "m")
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "m").eval()
+    head = {
+        "a": "Task: put a mug in the fridge, then look at it. " * 4,
+        "b": "Task: find the mug on the shelf. " * 5,
+    }
+    groups = ["a", "b", "a", "b", "a", "c"]  # "c": one row, generated without a shared head
+    contents = [head.get(g, "Task: a lone task. ") + f"Observation {i}: you see a mug {i}." * (1 + i % 2)
+                for i, g in enumerate(groups)]  # fmt: skip
+    kw = dict(max_prompt_tokens=512, max_new_tokens=12, batch_size=4)
+    shared, plain = HFPolicy(model, tok, **kw), HFPolicy(model, tok, share_prefix=False, **kw)
+    cuts = prefix_cuts(shared.encode(contents[:4]), groups[:4])
+    assert all(c >= MIN_SHARED_PREFIX for c in cuts)  # the first chunk of 4 shares heads (chat header, task)
+    seen = []  # token positions each forward computes: the shared heads are computed once per group
+    model.register_forward_pre_hook(lambda m, a, kw: seen.append(kw["input_ids"].numel()), with_kwargs=True)
+    a = shared.generate(contents, temperature=0.0, groups=groups)
+    n_shared = sum(seen)
+    seen.clear()
+    b = plain.generate(contents, temperature=0.0, groups=groups)
+    assert n_shared < 0.8 * sum(seen)
+    assert [g.response_ids for g in a] == [g.response_ids for g in b]
+    assert (
+        [g.prompt_ids for g in a] == [g.prompt_ids for g in b] == [tuple(p) for p in shared.encode(contents)]
+    )
+    assert all(len(g.response_ids) > 0 for g in a)
+    torch.manual_seed(3)
+    s1 = shared.generate(contents, temperature=1.0, groups=groups)
+    torch.manual_seed(3)
+    s2 = shared.generate(contents, temperature=1.0, groups=groups)
+    assert [g.response_ids for g in s1] == [g.response_ids for g in s2]

@@ -60,7 +60,7 @@ class ReplayPolicy:
     def __init__(self, tokenizer, replies):
         self.tokenizer, self.replies, self.contents = tokenizer, list(replies), []
 
-    def generate(self, contents, *, temperature, top_p=1.0):
+    def generate(self, contents, *, temperature, top_p=1.0, groups=None):
         assert len(contents) == 1
         self.contents.append(contents[0])
         return [Generation((), (), self.replies[len(self.contents) - 1])]
