@@ -184,11 +184,14 @@ MIN_SHARED_PREFIX = 32
 in scoring), 40 tokens 1.1x, a 300-token skill block 3.2x."""
 
 
-def prefix_cuts(prompts: list[list[int]], groups: list, *, min_len: int = MIN_SHARED_PREFIX) -> list[int]:
+def prefix_cuts(
+    prompts: list[list[int]], groups: list, *, min_len: int = MIN_SHARED_PREFIX, singles: bool = False
+) -> list[int]:
     """Per sample, how many leading prompt tokens all samples of its group share, less one: every sample keeps
     at least its last prompt token, whose position predicts the first response token. 0 where that is shorter
-    than `min_len` tokens, and for a group of one sample (nothing to share). A group is the G episodes of one
-    task in a rollout (their `uid`)."""
+    than `min_len` tokens, and for a group of one sample unless `singles` (nothing to share; generation gives
+    it a head anyway, so that its row joins the shared batch). A group is the G episodes of one task in a
+    rollout (their `uid`)."""
     members: dict = {}
     for i, g in enumerate(groups):
         members.setdefault(g, []).append(i)
@@ -198,7 +201,7 @@ def prefix_cuts(prompts: list[list[int]], groups: list, *, min_len: int = MIN_SH
         for i in idx[1:]:
             p = prompts[i]
             n = next((k for k in range(n) if p[k] != first[k]), n)
-        cut = n - 1 if n - 1 >= min_len and len(idx) > 1 else 0
+        cut = n - 1 if n - 1 >= min_len and (len(idx) > 1 or singles) else 0
         for i in idx:
             cuts[i] = cut
     return cuts
@@ -323,9 +326,15 @@ class HFPolicy:
             rows = list(range(i, min(i + self.batch_size, len(prompt_ids))))
             chunk = [prompt_ids[r] for r in rows]
             cuts = [0] * len(chunk)
-            if groups is not None and self.share_prefix:
-                cuts = prefix_cuts(chunk, [groups[r] for r in rows])
-            # rows with a shared head in one call, the others (e.g. a task's last active episode) in another
+            if (
+                groups is not None
+                and self.share_prefix
+                and any(prefix_cuts(chunk, [groups[r] for r in rows]))
+            ):
+                # one worthwhile head: every row continues a cached head (a lone episode or a short head
+                # included, which costs nothing extra), so the chunk stays one generate call
+                cuts = prefix_cuts(chunk, [groups[r] for r in rows], min_len=1, singles=True)
+            # rows with a cached head in one call, any others (a one-token prompt) in another
             for part in ([j for j, c in enumerate(cuts) if c], [j for j, c in enumerate(cuts) if not c]):
                 if part:
                     gens = self._generate_ids([chunk[j] for j in part], temperature, top_p,

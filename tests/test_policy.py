@@ -75,6 +75,7 @@ def test_prefix_cuts_keep_the_last_prompt_token_and_skip_short_heads():
     assert prefix_cuts(prompts, groups, min_len=1) == [2, 2, 2, 2, 2, 0]
     assert prefix_cuts(prompts, groups, min_len=2) == [2, 2, 2, 2, 2, 0]
     assert prefix_cuts(prompts, groups, min_len=3) == [0] * 6
+    assert prefix_cuts(prompts, groups, min_len=1, singles=True) == [2, 2, 2, 2, 2, 1]  # c: all but its last
 
 
 def _turn_samples():
