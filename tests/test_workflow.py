@@ -146,7 +146,7 @@ def test_mini_long_adds_the_calibrated_budget_to_every_mini_job(static_copy):
     long = configlib.load(Config, [*short, REPO / "config/profiles/mini_long.yaml"])
     default = configlib.load(Config, short)
     assert (long.train.steps, long.train.tasks_per_step, long.warmstart.max_steps) == (150, 8, 1500)
-    assert (default.train.steps, default.train.tasks_per_step, default.warmstart.max_steps) == (2, 2, 200)
+    assert (default.train.steps, default.train.tasks_per_step, default.warmstart.max_steps) == (2, 2, 600)
     assert long.train.lr == default.train.lr and long.envs.alfworld == default.envs.alfworld
     assert (long.envs.search_qa.eval_per_source, default.envs.search_qa.eval_per_source) == (10, 5)
 
