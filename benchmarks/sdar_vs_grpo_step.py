@@ -14,16 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-
-def run(cmd: list[str]) -> None:
-    res = subprocess.run([sys.executable, "-m", "sdar.cli", *cmd], capture_output=True, text=True)
-    if res.returncode != 0:
-        raise SystemExit(res.stderr[-3000:])
+from _cli import build_tiny_qwen3, run
 
 
 def main() -> None:
@@ -37,18 +31,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         cache = tmp / "envs"
-        run(["envs", "corpus", "--out", str(tmp / "corpus.txt"), "--episodes", "30", "--cache", str(cache)])
-        run(
-            [
-                "models",
-                "build",
-                "tiny-qwen3",
-                "--out",
-                str(tmp / "model"),
-                "--corpus",
-                str(tmp / "corpus.txt"),
-            ]
-        )
+        model = build_tiny_qwen3(tmp, cache, 30)
         variants = {"grpo": ("grpo", []), "sdar": ("sdar", []),
                     "sdar_unshared": ("sdar", ["--set", "train.teacher_share_prefix=false"])}  # fmt: skip
         phases: dict[str, list[dict]] = {v: [] for v in variants}
@@ -56,7 +39,7 @@ def main() -> None:
             for variant, (method, extra) in variants.items():
                 out = tmp / f"{variant}{r}"
                 run(["train", "--method", method, "--env", args.env, "--model", "tiny-qwen3", "--seed", "0",
-                     "--out", str(out), "--model-dir", str(tmp / "model"), "--profile", args.profile,
+                     "--out", str(out), "--model-dir", str(model), "--profile", args.profile,
                      "--set", f"paths.env_cache={cache}", "--set", "train.steps=1", "--set", "train.eval_every=0",
                      "--set", f"train.tasks_per_step={args.tasks}", "--set", "train.group_size=4",
                      "--set", "train.max_new_tokens=48", "--set", "train.max_prompt_tokens=2048", "--set", f"envs.{args.env}.max_turns={args.max_turns}",

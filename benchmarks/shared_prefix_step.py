@@ -16,19 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
+from _cli import build_tiny_qwen3, run
+
 REPO = Path(__file__).resolve().parents[1]
 PHASES = ("rollout_s", "score_s", "update_s", "step_s")
-
-
-def run(cmd: list[str]) -> None:
-    res = subprocess.run([sys.executable, "-m", "sdar.cli", *cmd], capture_output=True, text=True)
-    if res.returncode != 0:
-        raise SystemExit(res.stderr[-3000:])
 
 
 def main() -> None:
@@ -42,19 +36,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         cache = tmp / "envs"
-        run(["envs", "corpus", "--out", str(tmp / "corpus.txt"), "--episodes", "100", "--cache", str(cache),
-             "--profile", "mini"])  # fmt: skip
-        run(
-            [
-                "models",
-                "build",
-                "tiny-qwen3",
-                "--out",
-                str(tmp / "model"),
-                "--corpus",
-                str(tmp / "corpus.txt"),
-            ]
-        )
+        model = build_tiny_qwen3(tmp, cache, 100, "--profile", "mini")
         timings: dict[str, list[dict]] = {}
         metrics: dict[str, dict] = {}
         for r in range(args.repeats):
@@ -63,7 +45,7 @@ def main() -> None:
                     key = f"{method}/{'shared' if share == 'true' else 'full'}"
                     out = tmp / f"{method}-{share}-{r}"
                     run(["train", "--method", method, "--env", args.env, "--model", "tiny-qwen3", "--seed", "0",
-                         "--out", str(out), "--model-dir", str(tmp / "model"), "--profile", "mini",
+                         "--out", str(out), "--model-dir", str(model), "--profile", "mini",
                          *(["--config", str(env_file)] if env_file.is_file() else []),
                          "--set", f"paths.env_cache={cache}", "--set", "train.steps=1", "--set", "train.eval_every=0",
                          "--set", f"train.threads={args.threads}", "--set", f"train.share_prompt_prefix={share}"])  # fmt: skip

@@ -129,18 +129,23 @@ def test_shared_prefix_batched_scoring_equals_batched_scoring():
         assert torch.equal(a, b)
 
 
-def test_teacher_shares_the_skill_prefix_and_matches_full_scoring(tmp_path):
-    """The skill block's keys/values are reused across samples; truncated prompts fall back to full scoring."""
+def _built_tiny_qwen3(tmp_path):
+    """A 1-layer tiny-qwen3 built by the model zoo (its own BPE on a one-line corpus): tokenizer, eval model."""
     from sdar import configlib, models
-    from sdar.policy import encode_prompts
-    from sdar.teacher import teacher_logprobs
 
     corpus = ["Task: put a mug in the fridge. Observation: you see a mug 1. <action>take mug 1</action>"] * 20
     cfg = configlib.build(models.ModelsConfig, {"tiny_qwen3": {"num_layers": 1, "hidden_size": 32,
                           "intermediate_size": 64, "num_heads": 2, "num_kv_heads": 1, "head_dim": 16}})  # fmt: skip
     models.build("tiny-qwen3", tmp_path / "m", cfg, corpus=corpus)
-    tok = models.load_tokenizer(tmp_path / "m")
-    model = AutoModelForCausalLM.from_pretrained(tmp_path / "m").eval()
+    return models.load_tokenizer(tmp_path / "m"), AutoModelForCausalLM.from_pretrained(tmp_path / "m").eval()
+
+
+def test_teacher_shares_the_skill_prefix_and_matches_full_scoring(tmp_path):
+    """The skill block's keys/values are reused across samples; truncated prompts fall back to full scoring."""
+    from sdar.policy import encode_prompts
+    from sdar.teacher import teacher_logprobs
+
+    tok, model = _built_tiny_qwen3(tmp_path)
     prompts = encode_prompts(
         tok, [f"Task: put a mug in the fridge {i}." * (1 + i % 3) for i in range(6)], 512
     )
@@ -165,15 +170,9 @@ def test_teacher_shares_the_skill_prefix_and_matches_full_scoring(tmp_path):
 
 def test_generation_continuing_shared_heads_gives_the_same_replies(tmp_path):
     """Greedy replies are token-identical with and without the shared head; sampling stays seeded."""
-    from sdar import configlib, models
     from sdar.policy import HFPolicy
 
-    corpus = ["Task: put a mug in the fridge. Observation: you see a mug 1. <action>take mug 1</action>"] * 20
-    cfg = configlib.build(models.ModelsConfig, {"tiny_qwen3": {"num_layers": 1, "hidden_size": 32,
-                          "intermediate_size": 64, "num_heads": 2, "num_kv_heads": 1, "head_dim": 16}})  # fmt: skip
-    models.build("tiny-qwen3", tmp_path / "m", cfg, corpus=corpus)
-    tok = models.load_tokenizer(tmp_path / "m")
-    model = AutoModelForCausalLM.from_pretrained(tmp_path / "m").eval()
+    tok, model = _built_tiny_qwen3(tmp_path)
     head = {
         "a": "Task: put a mug in the fridge, then look at it. " * 4,
         "b": "Task: find the mug on the shelf. " * 5,
