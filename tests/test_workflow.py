@@ -10,6 +10,7 @@ SIGKILL (its whole process group, like a lost node) once two cells are evaluated
 Run: `pytest -q tests/test_workflow.py`.
 """
 
+import dataclasses
 import json
 import os
 import re
@@ -147,8 +148,12 @@ def test_mini_long_adds_the_calibrated_budget_to_every_mini_job(static_copy):
     default = configlib.load(Config, short)
     assert (long.train.steps, long.train.tasks_per_step, long.warmstart.max_steps) == (150, 8, 1500)
     assert (default.train.steps, default.train.tasks_per_step, default.warmstart.max_steps) == (2, 2, 600)
-    assert long.train.lr == default.train.lr and long.envs.alfworld == default.envs.alfworld
+    # the budgets share every env setting but the size of Search-QA's eval panel (10 vs 5 per source)
+    assert long.train.lr == default.train.lr
     assert (long.envs.search_qa.eval_per_source, default.envs.search_qa.eval_per_source) == (10, 5)
+    assert long.envs == dataclasses.replace(
+        default.envs, search_qa=dataclasses.replace(default.envs.search_qa, eval_per_source=10)
+    )
 
 
 @pytest.fixture(scope="module")
