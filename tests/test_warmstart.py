@@ -24,6 +24,7 @@ from sdar.warmstart import (
     WarmstartConfig,
     build_dataset,
     copy_batch,
+    copy_converged,
     copy_example,
     copy_pretrain,
     demo_examples,
@@ -238,6 +239,24 @@ def test_sft_lowers_the_loss_and_round_trips(tiny, tmp_path):
     assert tok2.padding_side == "left" and tok2("hi").input_ids == tok("hi").input_ids
 
 
+@pytest.mark.parametrize("completion_only", [True, False])
+def test_model_loss_trains_like_trls_fused_lm_head(tiny, tmp_path, completion_only):
+    """`fused_lm_head=False` (the model's own causal-LM loss) gives TRL's chunked-head loss step for step, on the
+    same labels (prompt masked or not), so the switch only changes the speed."""
+    root, _, suites, tok = tiny
+    cfg = WarmstartConfig(envs=("webshop",), episodes=3, skills_share=0.0, max_steps=6, batch_size=4, lr=3e-3,
+                          logging_steps=1, warmup_ratio=0.0, completion_only_loss=completion_only)  # fmt: skip
+    ds, _ = build_dataset(cfg, suites, tok)
+    curves = {}
+    for fused in (True, False):
+        torch.manual_seed(0)
+        res = train_sft(replace(cfg, fused_lm_head=fused), ds, root / "model", tmp_path / str(fused),
+                        log=lambda _: None)  # fmt: skip
+        curves[fused] = [loss for _, loss in res["loss_curve"]]
+    assert len(curves[False]) == 6 and curves[False][-1] < curves[False][0]
+    assert curves[False] == pytest.approx(curves[True], rel=1e-4)
+
+
 def test_copy_example_repeats_a_span_and_labels_only_the_repeat():
     rng, pool, text = random.Random(0), [5, 6, 7], list(range(100, 140))
     sources = set()
@@ -277,11 +296,29 @@ def test_copy_pretraining_forms_induction():
     model = Qwen3ForCausalLM(Qwen3Config(vocab_size=24, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                                          num_key_value_heads=2, head_dim=16, intermediate_size=128,
                                          tie_word_embeddings=False, max_position_embeddings=64))  # fmt: skip
-    cfg = WarmstartConfig(copy_steps=250, copy_lr=3e-3, logging_steps=25)
+    cfg = WarmstartConfig(
+        copy_steps=600, copy_lr=3e-3, logging_steps=25, copy_target_accuracy=0.6, copy_window=10
+    )
     res = copy_pretrain(model, cfg, list(range(1, 24)), [], pad_id=0, log=lambda _: None)
     accuracy = [a for _, _, a in res["curve"]]
-    assert res["steps"] == 250 and len(accuracy) == 10
-    assert accuracy[0] < 0.3 and res["span_accuracy_end"] > 0.6
+    assert accuracy[0] < 0.3 and res["span_accuracy_window_end"] >= 0.6
+    # stopped at the first step whose 10-step mean reached 0.6, well before the cap; that step is the curve's last
+    assert res["stopped_early"] and res["steps"] < 600 and res["max_steps"] == 600
+    assert res["curve"][-1][0] == res["steps"] and len(accuracy) == -(-res["steps"] // 25)
+
+
+def test_copy_converged_needs_a_full_window_at_the_target():
+    assert not copy_converged([0.9, 0.9], 0.9, window=3)  # window not full
+    assert copy_converged([0.1, 0.8, 0.9, 1.0], 0.9, window=3)  # (0.8 + 0.9 + 1.0) / 3 = 0.9
+    assert not copy_converged([0.9, 0.8, 0.9, 0.99], 0.9, window=3)  # 2.69 / 3 < 0.9
+    assert not copy_converged([1.0] * 5, 0.0, window=3)  # target 0 = off: run every copy step
+
+
+def test_sft_does_not_recompute_the_forward(tmp_path):
+    """TRL's SFTConfig checkpoints activations by default, which recomputes each forward in the backward
+    (~1.5x the step on the tiny models, the same numbers): the warm start turns it off."""
+    args = sft_config(WarmstartConfig(), tmp_path, use_cpu=True)
+    assert args.gradient_checkpointing is False and args.per_device_train_batch_size == 32
 
 
 def test_cli_writes_the_files(tiny, tmp_path):

@@ -147,7 +147,10 @@ def test_mini_long_adds_the_calibrated_budget_to_every_mini_job(static_copy):
     long = configlib.load(Config, [*short, REPO / "config/profiles/mini_long.yaml"])
     default = configlib.load(Config, short)
     assert (long.train.steps, long.train.tasks_per_step, long.warmstart.max_steps) == (150, 8, 1500)
-    assert (default.train.steps, default.train.tasks_per_step, default.warmstart.max_steps) == (2, 2, 600)
+    assert (default.train.steps, default.train.tasks_per_step, default.warmstart.max_steps) == (2, 1, 600)
+    # the copy task (WebShop, Search-QA) stops once the induction heads formed in the default, runs its 2,000 steps
+    # in the calibrated budget
+    assert (long.warmstart.copy_target_accuracy, default.warmstart.copy_target_accuracy) == (0.0, 0.9)
     # the budgets share every env setting but the size of Search-QA's eval panel (10 vs 5 per source)
     assert long.train.lr == default.train.lr
     assert (long.envs.search_qa.eval_per_source, default.envs.search_qa.eval_per_source) == (10, 5)
