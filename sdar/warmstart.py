@@ -118,11 +118,15 @@ class WarmstartConfig:
     """AdamW weight decay."""
     max_grad_norm: float = 1.0
     """Gradient clipping."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward (TRL's `SFTConfig` default is True). It saves memory; on the tiny
+    models on CPU it cost ~0.25 s of a 1.36 s step, with the same numbers (benchmarks/sft_step.py)."""
     fused_lm_head: bool = False
     """Use TRL's chunked LM head for the SFT loss (`SFTTrainer`'s own `compute_loss`: per-token log-probs in
     chunks, without materialising the logits, plus entropy and token-accuracy metrics). It saves GPU memory on
     large vocabularies; on the tiny models on CPU it took ~0.45 s of a 1.2 s step. False = the model's own
-    causal-LM loss (`transformers.Trainer.compute_loss`), the same token-mean NLL over the same labels."""
+    causal-LM loss (`transformers.Trainer.compute_loss`), the same token-mean NLL over the same labels
+    (benchmarks/sft_step.py)."""
     logging_steps: int = 10
     """Loss logging interval (the loss curve in warmstart.json)."""
     seed: int = 0
@@ -444,7 +448,7 @@ def sft_config(cfg: WarmstartConfig, output_dir: Path, *, use_cpu: bool):
         logging_steps=cfg.logging_steps, save_strategy="no", report_to=[], push_to_hub=False,
         seed=cfg.seed, data_seed=cfg.seed, use_cpu=use_cpu, bf16=False, fp16=False,
         dataloader_num_workers=0, disable_tqdm=not sys.stderr.isatty(),  # a bar with ETA in a terminal
-        gradient_checkpointing=False,  # TRL's default (True) recomputes every forward in the backward: ~1.5x the step
+        gradient_checkpointing=cfg.gradient_checkpointing,  # TRL's default is True
     )  # fmt: skip
 
 

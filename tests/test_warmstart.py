@@ -314,11 +314,12 @@ def test_copy_converged_needs_a_full_window_at_the_target():
     assert not copy_converged([1.0] * 5, 0.0, window=3)  # target 0 = off: run every copy step
 
 
-def test_sft_does_not_recompute_the_forward(tmp_path):
-    """TRL's SFTConfig checkpoints activations by default, which recomputes each forward in the backward
-    (~1.5x the step on the tiny models, the same numbers): the warm start turns it off."""
-    args = sft_config(WarmstartConfig(), tmp_path, use_cpu=True)
-    assert args.gradient_checkpointing is False and args.per_device_train_batch_size == 32
+def test_sft_recomputes_the_forward_only_when_asked(tmp_path):
+    """TRL's SFTConfig checkpoints activations by default, which recomputes each forward in the backward (the
+    same numbers, a slower step): the warm start turns it off unless `gradient_checkpointing` asks for it."""
+    assert sft_config(WarmstartConfig(), tmp_path, use_cpu=True).gradient_checkpointing is False
+    on = sft_config(WarmstartConfig(gradient_checkpointing=True), tmp_path, use_cpu=True)
+    assert on.gradient_checkpointing is True and on.per_device_train_batch_size == 32
 
 
 def test_cli_writes_the_files(tiny, tmp_path):
