@@ -2,7 +2,10 @@
 
 What: the tiny models are built from scratch, so "Vanilla" (the instruct model every method starts from in the
 paper) is made here: one multi-task SFT run over all three environments (DESIGN.md §10), with TRL's
-`SFTTrainer` on a prompt-completion dataset, loss on completion tokens only.
+`SFTTrainer` on a prompt-completion dataset (loss on the completion tokens, or on prompt and completion:
+`completion_only_loss`). TRL's GPU-oriented defaults are off on the tiny models (same losses, 1.74x per step,
+benchmarks/sft_step.py): activation checkpointing (`gradient_checkpointing`) and its chunked LM head
+(`fused_lm_head`; the model's own causal-LM loss instead).
 
 - Every example is one turn of a demonstration episode played on a train-panel task. Its prompt is exactly the
   rollout's (sdar/rollout.py): `chat_prompt(tokenizer, prefix + suite.prompt(task, history[-H:], obs, turn))`
@@ -455,7 +458,7 @@ def sft_config(cfg: WarmstartConfig, output_dir: Path, *, use_cpu: bool):
 MODEL_INPUTS = ("input_ids", "attention_mask", "position_ids", "labels")
 
 
-def _ModelLossSFTTrainer(base: type) -> type:
+def _with_model_loss(base: type) -> type:
     """`base` (TRL's `SFTTrainer`) with `transformers.Trainer`'s `compute_loss`: the model's own causal-LM loss
     (sum of the labelled tokens' NLL / their count in the batch), instead of TRL's chunked LM head."""
     from transformers import Trainer
@@ -490,7 +493,7 @@ def train_sft(cfg: WarmstartConfig, dataset, base_dir: Path, out: Path, log=prin
     shutil.rmtree(work, ignore_errors=True)
     args = sft_config(cfg, work, use_cpu=not torch.cuda.is_available())
     columns = [c for c in dataset.column_names if c not in ("prompt", "completion")]
-    trainer_cls = SFTTrainer if cfg.fused_lm_head else _ModelLossSFTTrainer(SFTTrainer)
+    trainer_cls = SFTTrainer if cfg.fused_lm_head else _with_model_loss(SFTTrainer)
     trainer = trainer_cls(model=model, args=args, train_dataset=dataset.remove_columns(columns),
                           processing_class=tokenizer)  # fmt: skip
     t0 = time.perf_counter()
