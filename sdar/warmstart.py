@@ -428,11 +428,11 @@ def copy_pretrain(model, cfg: WarmstartConfig, token_pool: Sequence[int], text_i
             log(f"copy task: mean span accuracy of the last {cfg.copy_window} steps reached "
                 f"{cfg.copy_target_accuracy} at step {step} (cap {cfg.copy_steps})")  # fmt: skip
             break
+    last = accuracies[-cfg.copy_window :]
     return {"steps": step, "max_steps": cfg.copy_steps, "stopped_early": step < cfg.copy_steps,
             "seconds": round(time.perf_counter() - t0, 1), "curve": curve,
             "span_accuracy_end": curve[-1][2] if curve else None,
-            "span_accuracy_window_end": sum(accuracies[-cfg.copy_window :]) / len(accuracies[-cfg.copy_window :])
-            if accuracies else None}  # fmt: skip
+            "span_accuracy_window_end": sum(last) / len(last) if last else None}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------------------
