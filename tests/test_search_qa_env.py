@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import random
 import re
 from collections import defaultdict
 
@@ -11,6 +12,7 @@ import pytest
 from envs.base import TaskPanel, Turn
 from envs.registry import make_suite
 from envs.search_qa import SOURCES, SearchQAConfig, SearchQAError, SearchQASuite
+from envs.search_qa import kb as kb_mod
 from envs.search_qa.data import load_questions
 from envs.search_qa.retrievers import BM25Retriever, DenseRetriever
 
@@ -63,6 +65,20 @@ def test_train_sources_give_the_paper_s_mix(suite, tmp_path):
         SearchQASuite(dataclasses.replace(SMALL, train_sources=("nq", "nq_open")), tmp_path / "other")
     with pytest.raises(SearchQAError, match="distinct sources"):
         SearchQAConfig(train_sources=("nq", "nq"))
+
+
+def test_a_world_larger_than_its_film_titles_gets_longer_titles():
+    """240 "The Adjective Noun" titles name the default world's films; a larger world adds "of <Name>" (it used to
+    loop forever looking for a 241st title) and keeps every film, person and question distinct."""
+    small, big = kb_mod.generate(240, 0), kb_mod.generate(600, 0)
+    small_films = [p for _, p in small.passages if " film directed by " in p]
+    big_films = [p for _, p in big.passages if " film directed by " in p]
+    assert len(small_films) == 240 and not any(" of " in p.split("\n")[0] for p in small_films)
+    assert len(big_films) == 600 and all(re.match(r'"The \w+ \w+ of \w+"\n', p) for p in big_films)
+    assert len({p for _, p in big.passages}) == len(big.passages)
+    assert len({q.question for q in big.questions}) == len(big.questions)
+    with pytest.raises(SearchQAError, match=r"no room for 3 distinct names .*lower search_qa.kb_people"):
+        kb_mod._names(random.Random(0), 3, lambda: "Kamiro", set())
 
 
 def test_registry_builds_the_suite(tmp_path):

@@ -45,7 +45,8 @@ class SearchQAConfig:
     default_source: str = "hotpotqa"
     """Data source assumed for question rows that carry none (e.g. raw HotpotQA files)."""
     kb_people: int = 240
-    """Size of the generated knowledge base: number of people (cities, countries and works scale with it)."""
+    """Size of the generated knowledge base: number of people (cities, countries and films scale with it; past
+    240 people the film titles grow from "The Silver Gate" to "The Silver Gate of Kamiro")."""
     seed: int = 0
     """Seed of the generated knowledge base and of the panel split."""
     eval_per_source: int = 20

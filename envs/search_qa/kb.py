@@ -30,6 +30,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from envs.search_qa.config import SearchQAError
 from envs.search_qa.data import QAItem
 
 _SYL = ("ka", "ro", "mi", "ten", "val", "dor", "lin", "sa", "bel", "ur", "fen", "tor", "ma", "el", "vin", "ash",
@@ -74,13 +75,26 @@ class KnowledgeBase:
     questions: tuple[QAItem, ...]
 
 
+_MAX_MISSES = 100_000
+
+
 def _names(rng: random.Random, n: int, make, taken: set[str]) -> list[str]:
+    """`n` new distinct names from `make`; a name space too small for `n` is an error, not an endless loop."""
     out: list[str] = []
+    misses = 0
     while len(out) < n:
         name = make()
         if name not in taken:
             taken.add(name)
             out.append(name)
+            misses = 0
+        else:
+            misses += 1
+            if misses > _MAX_MISSES:
+                raise SearchQAError(
+                    f"the generated world has no room for {n} distinct names of this kind ({len(out)} found, "
+                    f"e.g. {out[-1]!r}); lower search_qa.kb_people"
+                )
     return out
 
 
@@ -93,7 +107,11 @@ def generate(n_people: int, seed: int) -> KnowledgeBase:
     countries = _names(rng, n_countries, lambda: word(2) + rng.choice(_COUNTRY_END), taken)
     cities = _names(rng, n_cities, lambda: word(2) + rng.choice(_CITY_END), taken)
     people = _names(rng, n_people, lambda: f"{word(2)} {word(2)}", taken)
-    films = _names(rng, n_people, lambda: f"The {rng.choice(_ADJ)} {rng.choice(_NOUN)}", taken)
+    # 240 "The Adjective Noun" titles; a larger world names its films "The Silver Gate of Kamiro" (the default
+    # world of 240 people keeps its titles)
+    title = lambda: f"The {rng.choice(_ADJ)} {rng.choice(_NOUN)}"  # noqa: E731
+    film = title if n_people <= len(_ADJ) * len(_NOUN) else (lambda: f"{title()} of {word(2)}")
+    films = _names(rng, n_people, film, taken)
     currencies = _names(rng, n_countries, lambda: word(2).lower(), taken)
     languages = _names(rng, n_countries, lambda: word(2) + "ish", taken)
 
