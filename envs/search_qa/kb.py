@@ -93,7 +93,7 @@ def _names(rng: random.Random, n: int, make, taken: set[str]) -> list[str]:
             if misses > _MAX_MISSES:
                 raise SearchQAError(
                     f"the generated world has no room for {n} distinct names of this kind ({len(out)} found, "
-                    f"e.g. {out[-1]!r}); lower search_qa.kb_people"
+                    f"then only taken ones such as {name!r}); lower search_qa.kb_people"
                 )
     return out
 
