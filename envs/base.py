@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,16 @@ class TaskPanel:
         if panel.content_hash != data["sha256"]:
             raise ValueError(f"task panel {path}: content hash mismatch (file edited by hand?)")
         return panel
+
+
+def round_robin(task_ids: Sequence[str], category_of: Callable[[str], str]) -> list[str]:
+    """`task_ids` dealt round robin over their categories, in order of first appearance: a1 a2 b1 b2 c1 ->
+    a1 b1 c1 a2 b2 (a panel that already cycles its categories keeps its order)."""
+    queues: dict[str, list[str]] = {}
+    for t in task_ids:
+        queues.setdefault(category_of(t), []).append(t)
+    depth = max(map(len, queues.values()), default=0)
+    return [q[k] for k in range(depth) for q in queues.values() if k < len(q)]
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

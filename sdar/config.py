@@ -64,7 +64,8 @@ class EvalConfig:
     search_qa_temperature: float = 0.0
     """Search-QA evaluation is greedy."""
     episodes: int = 128
-    """Episodes of the final evaluation (the first tasks of the eval panel; 0 = the whole panel)."""
+    """Episodes of the final evaluation (the eval panel's first, dealt round robin over its categories:
+    `sdar.evaluate.eval_task_ids`; 0 = the whole panel)."""
 
 
 @dataclass(frozen=True)

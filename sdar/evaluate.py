@@ -4,17 +4,34 @@ One episode per panel task, sampled at T = 0.4 for ALFWorld and WebShop, greedy 
 temperature comes from the environment's eval config). `*` methods see skills in the student's prompt.
 Writes `eval.json`: success rate, per-column rates (ALFWorld task types, Search-QA sources; WebShop Score
 and Acc), mean turns, valid-action ratio, the panel's content hash and the checkpoint evaluated.
+
+An evaluation that reads only `n` tasks of a panel (`eval.episodes`, `train.eval_episodes`) reads the first `n`
+of the panel dealt round robin over its categories (`eval_task_ids`), so every category is read alike: Search-QA's
+panel lists its seven sources in blocks, and its first 64 of 70 questions used to hold only 4 of Bamboogle's 10.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Sequence
 
 import torch
 
-from envs.base import EnvSuite, Task
+from envs.base import EnvSuite, Task, round_robin
 from sdar.rollout import rollout, summarize
+
+
+def eval_task_ids(suite: EnvSuite, n: int) -> list[str]:
+    """The eval tasks an evaluation of `n` episodes reads (`n` = 0: the whole panel): the first `n` of the eval
+    panel dealt round robin over its categories (`round_robin`)."""
+    ids = round_robin(suite.panel("eval").task_ids, lambda t: suite.task(t).category)
+    return ids[: n or None]
+
+
+def task_ids_sha256(task_ids: Sequence[str]) -> str:
+    """Content hash of the task ids an evaluation read, in order (eval.json `tasks_sha256`)."""
+    return hashlib.sha256("\n".join(task_ids).encode()).hexdigest()
 
 
 def evaluate_panel(

@@ -15,7 +15,7 @@ def evaluate_cell(cfg, model_dir: Path, out: Path) -> dict:
 
     from envs.registry import make_suite
     from envs.skills import SkillProvider, teacher_prefix
-    from sdar.evaluate import evaluate_panel
+    from sdar.evaluate import eval_task_ids, evaluate_panel, task_ids_sha256
     from sdar.methods import get_method
     from sdar.models import load_tokenizer
     from sdar.policy import make_policy
@@ -27,7 +27,7 @@ def evaluate_cell(cfg, model_dir: Path, out: Path) -> dict:
         torch.set_num_threads(cfg.train.threads)
     suite = make_suite(run.env, getattr(cfg.envs, run.env), cache_dir=cfg.paths.env_cache)
     panel = suite.panel("eval")
-    task_ids = list(panel.task_ids[: cfg.eval.episodes or None])
+    task_ids = eval_task_ids(suite, cfg.eval.episodes)
     tokenizer = load_tokenizer(model_dir)
     device = "cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu"
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device).eval()
@@ -47,7 +47,8 @@ def evaluate_cell(cfg, model_dir: Path, out: Path) -> dict:
     )
     result = {
         "method": run.method, "env": run.env, "model": run.model, "seed": run.seed, "profile": run.profile,
-        "panel_sha256": panel.content_hash, "panel_size": len(task_ids), "temperature": temperature,
+        "panel_sha256": panel.content_hash, "panel_size": len(task_ids),
+        "tasks_sha256": task_ids_sha256(task_ids), "temperature": temperature,
         "skills_in_prompt": method.eval_skills, "columns": list(suite.columns), **metrics,
     }  # fmt: skip
     atomic_write_json(out / "eval.json", result)

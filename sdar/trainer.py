@@ -67,7 +67,8 @@ class TrainConfig:
     eval_every: int = 5
     """Evaluate on the eval panel every this many steps (and before training); 0 = only at the end."""
     eval_episodes: int = 128
-    """Episodes per periodic evaluation (the first tasks of the eval panel)."""
+    """Episodes per periodic evaluation (the eval panel's first, dealt round robin over its categories:
+    `sdar.evaluate.eval_task_ids`; 0 = the whole panel)."""
     checkpoint_every: int = 5
     """Save a resumable checkpoint every this many steps (always at the end)."""
     fresh_tasks: bool = False
@@ -220,7 +221,7 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
 
     from envs.registry import make_suite
     from envs.skills import SkillProvider, teacher_prefix
-    from sdar.evaluate import evaluate_panel
+    from sdar.evaluate import eval_task_ids, evaluate_panel
     from sdar.methods import compute_advantages, get_method, total_loss
     from sdar.models import load_tokenizer
     from sdar.policy import make_policy, prefix_cuts, shared_batched_logprobs, shared_sequence_logprobs
@@ -275,7 +276,7 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
         metrics_path.unlink(missing_ok=True)
         (run_dir / "timings.jsonl").unlink(missing_ok=True)
     train_ids = rl_task_ids(suite, cfg)
-    eval_ids = list(suite.panel("eval").task_ids)[: tc.eval_episodes]
+    eval_ids = eval_task_ids(suite, tc.eval_episodes)
     student_prefix = (lambda task: teacher_prefix(skills.skills_for(task))) if method.train_skills else None
     eval_temperature = getattr(cfg.eval, f"{run.env}_temperature")
 

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from envs.base import EnvSuite, Turn
+from envs.base import EnvSuite, Turn, round_robin
 
 # ----------------------------------------------------------------------------------------------------------
 # configuration
@@ -164,17 +164,7 @@ def demo_task_ids(
 
     `order="by_category"` first deals the panel round robin over the categories (in order of first appearance):
     ids a1 a2 b1 b2 c1 -> a1 b1 c1 a2 b2."""
-    ids = list(task_ids)
-    if order == "by_category":
-        queues: dict[str, list[str]] = {}
-        for t in ids:
-            queues.setdefault(category_of(t), []).append(t)
-        ids = [
-            q[k]
-            for k in range(max(map(len, queues.values()), default=0))
-            for q in queues.values()
-            if k < len(q)
-        ]
+    ids = round_robin(task_ids, category_of) if order == "by_category" else list(task_ids)
     if n and not ids:
         raise ValueError("the train panel is empty: nothing to demonstrate")
     return [ids[k % len(ids)] for k in range(n)]

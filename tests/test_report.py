@@ -507,6 +507,20 @@ def test_compare_refuses_other_panels(tmp_path, capsys):
     assert "different alfworld panel" in capsys.readouterr().err
 
 
+def test_compare_refuses_another_set_of_panel_tasks(tmp_path, capsys):
+    new, base = compare_inputs()
+    same = {"env": "alfworld", "panel_sha256": "a" * 64}
+    res = write_report(tmp_path / "new", new, [{"method": "gigpo", **same, "tasks_sha256": "c" * 64}])
+    stored = write_report(tmp_path / "b", base, [{"method": "grpo", **same, "tasks_sha256": "d" * 64}])
+    args = ["compare", "--method", "gigpo", "--results", str(res / "results.csv"), "--baselines", str(stored)]
+    assert main([*args, "--out", str(tmp_path / "c")]) == 2
+    assert "different alfworld set of panel tasks (cccccccccccc)" in capsys.readouterr().err
+    # baselines stored before the tasks were recorded still compare on the panel hash alone
+    old = write_report(tmp_path / "old", base, [{"method": "grpo", **same}])
+    args[-1] = str(old)
+    assert main([*args, "--out", str(tmp_path / "d")]) == 0
+
+
 def test_compare_without_results_runs_snakemake_for_the_new_method(monkeypatch, capsys, tmp_path):
     from snakemake.cli import parse_config
 

@@ -81,6 +81,23 @@ def test_a_world_larger_than_its_film_titles_gets_longer_titles():
         kb_mod._names(random.Random(0), 3, lambda: "Kamiro", set())
 
 
+def test_a_partial_evaluation_reads_every_source_alike(suite):
+    from collections import Counter
+
+    from envs.base import round_robin
+    from sdar.evaluate import eval_task_ids
+
+    cat = lambda t: suite.task(t).category  # noqa: E731
+    panel = suite.panel("eval").task_ids
+    assert [cat(t) for t in panel[:21]] == ["nq"] * 20 + ["triviaqa"]  # the panel lists its sources in blocks
+    assert Counter(map(cat, eval_task_ids(suite, 64))) == {s: 10 if s == "nq" else 9 for s in SOURCES}
+    assert [cat(t) for t in eval_task_ids(suite, 8)] == [*SOURCES, "nq"]
+    assert sorted(eval_task_ids(suite, 0)) == sorted(panel)  # 0 reads the whole panel
+    assert round_robin(["a1", "a2", "b1", "b2", "c1"], lambda t: t[0]) == ["a1", "b1", "c1", "a2", "b2"]
+    cycling = ["a1", "b1", "a2", "b2"]
+    assert round_robin(cycling, lambda t: t[0]) == cycling  # a panel that already cycles keeps its order
+
+
 def test_registry_builds_the_suite(tmp_path):
     s = make_suite("search_qa", SearchQAConfig(kb_people=40, eval_per_source=2, train_per_source=2), tmp_path)
     assert (

@@ -1,6 +1,7 @@
 """The committed stored baselines (results/baselines/<profile>/) still describe their profile: the same grid as
-the profile's Snakemake config, clean code, and the eval panels the current environments build. A change to a
-profile's grid or to panel generation fails here, not later in `sdar-bench compare` of a new user."""
+the profile's Snakemake config, clean code, the eval panels the current environments build and the tasks an
+evaluation reads from them. A change to a profile's grid, to panel generation or to the tasks an evaluation reads
+fails here, not later in `sdar-bench compare` of a new user."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import yaml
 from envs.registry import make_suite
 from sdar import config as config_mod
 from sdar import configlib
+from sdar.evaluate import eval_task_ids, task_ids_sha256
 from sdar.report import baselines
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,5 +56,8 @@ def test_stored_baselines_match_their_profile(stored):
         ]
         suite_cfg = configlib.load(config_mod.Config, files, [])
         with tempfile.TemporaryDirectory() as cache:
-            panel = make_suite(env, getattr(suite_cfg.envs, env), cache_dir=cache).panel("eval")
+            suite = make_suite(env, getattr(suite_cfg.envs, env), cache_dir=cache)
+            panel, tasks = suite.panel("eval"), eval_task_ids(suite, suite_cfg.eval.episodes)
         assert {m["panel_sha256"] for m in manifests if m["env"] == env} == {panel.content_hash}, env
+        # ... and the tasks read from them are the ones an evaluation reads today
+        assert {m["tasks_sha256"] for m in manifests if m["env"] == env} == {task_ids_sha256(tasks)}, env

@@ -42,7 +42,7 @@ def readme(profile: str, results: pd.DataFrame, manifests: list[dict]) -> str:
         "",
         "- `results.csv`: profile,method,env,model,seed,metric,value (Table 1 metrics, percent)",
         "- `steps.csv`: profile,method,env,model,seed,step,metric,value (training curves)",
-        "- `manifests.jsonl`: one line per cell: identity, eval panel hash, run.json (code, packages, hardware)",
+        "- `manifests.jsonl`: one line per cell: identity, eval panel and task-list hashes, run.json (code, packages, hardware)",
         "",
         f"Cells: {len(cells)}; code: {', '.join(shas)}"
         + (f"; runs created {created[0]} .. {created[-1]}" if created else "")

@@ -8,7 +8,7 @@ manifests.jsonl.
 - steps.csv: `profile,method,env,model,seed,step,metric,value` for `naming.STEP_METRICS` (success rates in
   percent, teacher-student gaps in nats/token); eval-only cells have no steps.
 - manifests.jsonl: one line per cell, `{"method","env","model","seed","profile","panel_sha256",
-  "panel_size","run_dir","run": <run.json or null>}`.
+  "panel_size","tasks_sha256","run_dir","run": <run.json or null>}`.
 """
 
 from __future__ import annotations
@@ -129,6 +129,7 @@ def collect(
         manifests.append({
             "method": ev["method"], "env": ev["env"], "model": ev["model"], "seed": int(ev["seed"]),
             "profile": ev["profile"], "panel_sha256": ev.get("panel_sha256"), "panel_size": ev.get("panel_size"),
+            "tasks_sha256": ev.get("tasks_sha256"),
             "run_dir": str(run_dir), "run": cell["run"],
         })  # fmt: skip
     return (

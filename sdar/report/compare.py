@@ -45,23 +45,25 @@ N_BOOT = 10_000
 def check_compatible(
     new: pd.DataFrame, base: pd.DataFrame, new_manifests: list[dict], base_manifests: list[dict]
 ) -> None:
-    """Same profile, and the same evaluation panel (content hash) per env where both sides recorded it."""
+    """Same profile, and per env the same evaluation panel (content hash) and the same tasks read from it
+    (`tasks_sha256`), wherever both sides recorded them."""
     new_p, base_p = sorted(set(new.profile)), sorted(set(base.profile))
     if new_p != base_p:
         raise ConfigError(
             f"results of profile {new_p} cannot be compared with stored baselines of profile {base_p}"
         )
-    panels: dict[str, set[str]] = {}
-    for m in base_manifests:
-        if m.get("panel_sha256"):
-            panels.setdefault(m["env"], set()).add(m["panel_sha256"])
-    for m in new_manifests:
-        stored = panels.get(m.get("env"), set())
-        if m.get("panel_sha256") and stored and m["panel_sha256"] not in stored:
-            raise ConfigError(
-                f"{m.get('run_dir', m.get('method'))}: evaluated on a different {m['env']} panel "
-                f"({m['panel_sha256'][:12]}) than the stored baselines ({', '.join(sorted(s[:12] for s in stored))})"
-            )
+    for key, what in (("panel_sha256", "panel"), ("tasks_sha256", "set of panel tasks")):
+        stored_by_env: dict[str, set[str]] = {}
+        for m in base_manifests:
+            if m.get(key):
+                stored_by_env.setdefault(m["env"], set()).add(m[key])
+        for m in new_manifests:
+            stored = stored_by_env.get(m.get("env"), set())
+            if m.get(key) and stored and m[key] not in stored:
+                raise ConfigError(
+                    f"{m.get('run_dir', m.get('method'))}: evaluated on a different {m['env']} {what} "
+                    f"({m[key][:12]}) than the stored baselines ({', '.join(sorted(s[:12] for s in stored))})"
+                )
 
 
 def compare_rows(
