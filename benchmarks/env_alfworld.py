@@ -26,6 +26,7 @@ import textworld
 from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
 
 from envs.alfworld import AlfworldConfig, AlfworldSuite
+from envs.base import round_robin
 
 
 def run_expert(suite: AlfworldSuite, task_ids) -> dict:
@@ -89,33 +90,23 @@ def run_random(suite: AlfworldSuite, task_ids, seed: int = 0) -> dict:
     }
 
 
-def balanced(task_ids, per_type: int, columns_of) -> list[str]:
-    picked, count = [], {}
-    for tid in task_ids:
-        col = columns_of(tid)
-        if count.get(col, 0) < per_type:
-            picked.append(tid)
-            count[col] = count.get(col, 0) + 1
-    return picked
-
-
 def bench(suite: AlfworldSuite, n_games: int, n_random: int) -> dict:
     eval_ids = suite.panel("eval").task_ids
     col = lambda tid: suite.task(tid).category  # noqa: E731
-    ids = balanced(eval_ids, max(1, n_games // 6), col)
+    ids = round_robin(eval_ids, col)[:n_games]
     out = run_expert(suite, ids)
     games = [(str(suite.game_file(tid)), cmds) for tid, cmds in out.pop("_logs").items()]
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         out["raw_ms_per_step"] = pool.submit(run_raw, games).result()
     out["suite_over_raw"] = out["suite_ms_per_step"] / out["raw_ms_per_step"]
-    out["random"] = run_random(suite, balanced(eval_ids, max(1, n_random // 6), col))
+    out["random"] = run_random(suite, round_robin(eval_ids, col)[:n_random])
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
-        "--games", type=int, default=24, help="expert games per source (balanced over the 6 types)"
+        "--games", type=int, default=24, help="expert games per source (dealt round robin over the 6 types)"
     )
     ap.add_argument("--random-games", type=int, default=12, help="random-policy games per source")
     ap.add_argument("--real", default=os.environ.get("ALFWORLD_DATA"), help="folder holding json_2.1.1/")

@@ -117,6 +117,11 @@ def round_robin(task_ids: Sequence[str], category_of: Callable[[str], str]) -> l
     return [q[k] for k in range(depth) for q in queues.values() if k < len(q)]
 
 
+def task_ids_sha256(task_ids: Sequence[str]) -> str:
+    """Content hash of the task ids an evaluation read, in order (eval.json `tasks_sha256`)."""
+    return hashlib.sha256("\n".join(task_ids).encode()).hexdigest()
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write via a temp file in the same directory and rename, so readers never see a partial file."""
     path = Path(path)

@@ -12,7 +12,6 @@ panel lists its seven sources in blocks, and its first 64 of 70 questions used t
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable, Sequence
 
@@ -27,11 +26,6 @@ def eval_task_ids(suite: EnvSuite, n: int) -> list[str]:
     panel dealt round robin over its categories (`round_robin`)."""
     ids = round_robin(suite.panel("eval").task_ids, lambda t: suite.task(t).category)
     return ids[: n or None]
-
-
-def task_ids_sha256(task_ids: Sequence[str]) -> str:
-    """Content hash of the task ids an evaluation read, in order (eval.json `tasks_sha256`)."""
-    return hashlib.sha256("\n".join(task_ids).encode()).hexdigest()
 
 
 def evaluate_panel(

@@ -13,9 +13,10 @@ from sdar.atomic import atomic_write_json
 def evaluate_cell(cfg, model_dir: Path, out: Path) -> dict:
     from transformers import AutoModelForCausalLM
 
+    from envs.base import task_ids_sha256
     from envs.registry import make_suite
     from envs.skills import SkillProvider, teacher_prefix
-    from sdar.evaluate import eval_task_ids, evaluate_panel, task_ids_sha256
+    from sdar.evaluate import eval_task_ids, evaluate_panel
     from sdar.methods import get_method
     from sdar.models import load_tokenizer
     from sdar.policy import make_policy

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from envs.base import task_ids_sha256
 from envs.registry import make_suite
 from sdar import config as config_mod
 from sdar import configlib
-from sdar.evaluate import eval_task_ids, task_ids_sha256
+from sdar.evaluate import eval_task_ids
 from sdar.report import baselines
 
 REPO = Path(__file__).resolve().parents[1]

@@ -249,6 +249,10 @@ def test_envs_cli_list_and_play(cell):
         assert expert["panel_sha256"] == rand["panel_sha256"] and set(expert["per_column"]) >= set(
             rows[env]["columns"]
         )
+        # 8 tasks dealt round robin over the panel's categories: every WebShop category and Search-QA source
+        # is played (the panels list them in blocks, so the first 8 tasks would cover one or two)
+        assert all(expert["per_column"][c] is not None for c in rows[env]["columns"]), expert["per_column"]
+        assert expert["tasks_sha256"] == rand["tasks_sha256"]
     res = cli("envs", "play", "--env", "minecraft", "--cache", str(cache))
     assert res.returncode == 2 and "valid choices: alfworld, webshop, search_qa" in res.stderr
 

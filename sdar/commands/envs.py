@@ -1,8 +1,9 @@
 """`sdar-bench envs list | play | corpus`.
 
 - `envs list`: the registered environments with their columns, turn limits and panel sizes.
-- `envs play --env E --policy expert|random --split S --episodes N`: plays N panel tasks and prints JSON
-  (success rate, per-column rates, mean steps, env steps/s).
+- `envs play --env E --policy expert|random --split S --episodes N`: plays the first N tasks of the panel dealt
+  round robin over its categories (as evaluations read them, `envs.base.round_robin`) and prints JSON (success
+  rate, per-column rates, mean steps, env steps/s, the hash of the task list read).
 - `envs corpus --out FILE`: expert-episode text of every environment (prompts and replies, one document per
   line), the corpus the tiny models' tokenizers are trained on.
 
@@ -18,7 +19,7 @@ import random
 import time
 from pathlib import Path
 
-from envs.base import Turn
+from envs.base import Turn, round_robin, task_ids_sha256
 from envs.registry import ENVS, make_suite
 from sdar import configlib
 from sdar.atomic import atomic_write_text
@@ -38,7 +39,10 @@ def register(sub) -> None:
     pl.add_argument("--env", required=True, help=f"one of: {', '.join(ENVS)}")
     pl.add_argument("--policy", choices=("expert", "random"), default="expert")
     pl.add_argument("--split", default="eval")
-    pl.add_argument("--episodes", type=int, default=0, help="number of panel tasks (0 = the whole panel)")
+    pl.add_argument(
+        "--episodes", type=int, default=0,
+        help="number of panel tasks, dealt round robin over its categories (0 = the whole panel)",
+    )  # fmt: skip
     pl.add_argument("--seed", type=int, default=0)
     _config_args(pl)
     pl.set_defaults(func=run_play)
@@ -112,7 +116,7 @@ def run_list(args) -> int:
 def run_play(args) -> int:
     suite = _suite(args.env, args)
     panel = suite.panel(args.split)
-    ids = list(panel.task_ids[: args.episodes or None])
+    ids = round_robin(panel.task_ids, lambda t: suite.task(t).category)[: args.episodes or None]
     rng = random.Random(args.seed)
     per_col: dict[str, list[bool]] = {c: [] for c in suite.columns}
     wins, steps_total = [], 0
@@ -125,7 +129,7 @@ def run_play(args) -> int:
     dt = time.perf_counter() - t0
     out = {
         "env": args.env, "policy": args.policy, "split": args.split, "panel_sha256": panel.content_hash,
-        "episodes": len(ids), "success_rate": sum(wins) / max(1, len(wins)),
+        "tasks_sha256": task_ids_sha256(ids), "episodes": len(ids), "success_rate": sum(wins) / max(1, len(wins)),
         "per_column": {c: (sum(v) / len(v) if v else None) for c, v in per_col.items()},
         "mean_steps": steps_total / max(1, len(ids)), "env_steps_per_s": steps_total / dt if dt > 0 else None,
     }  # fmt: skip
