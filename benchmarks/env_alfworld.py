@@ -26,7 +26,6 @@ import textworld
 from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
 
 from envs.alfworld import AlfworldConfig, AlfworldSuite
-from envs.base import round_robin
 
 
 def run_expert(suite: AlfworldSuite, task_ids) -> dict:
@@ -91,15 +90,13 @@ def run_random(suite: AlfworldSuite, task_ids, seed: int = 0) -> dict:
 
 
 def bench(suite: AlfworldSuite, n_games: int, n_random: int) -> dict:
-    eval_ids = suite.panel("eval").task_ids
-    col = lambda tid: suite.task(tid).category  # noqa: E731
-    ids = round_robin(eval_ids, col)[:n_games]
+    ids = suite.dealt_task_ids("eval", n_games)
     out = run_expert(suite, ids)
     games = [(str(suite.game_file(tid)), cmds) for tid, cmds in out.pop("_logs").items()]
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         out["raw_ms_per_step"] = pool.submit(run_raw, games).result()
     out["suite_over_raw"] = out["suite_ms_per_step"] / out["raw_ms_per_step"]
-    out["random"] = run_random(suite, round_robin(eval_ids, col)[:n_random])
+    out["random"] = run_random(suite, suite.dealt_task_ids("eval", n_random))
     return out
 
 

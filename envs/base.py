@@ -192,6 +192,11 @@ class EnvSuite(abc.ABC):
     @abc.abstractmethod
     def task(self, task_id: str) -> Task: ...
 
+    def dealt_task_ids(self, split: str, n: int = 0) -> list[str]:
+        """The first `n` task ids (0: all) of panel `split` dealt round robin over their categories
+        (`round_robin`): what evaluations and `sdar-bench envs play` read, so every category is read alike."""
+        return round_robin(self.panel(split).task_ids, lambda t: self.task(t).category)[: n or None]
+
     @abc.abstractmethod
     def make_env(self) -> Env: ...
 

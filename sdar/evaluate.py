@@ -17,15 +17,14 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from envs.base import EnvSuite, Task, round_robin
+from envs.base import EnvSuite, Task
 from sdar.rollout import rollout, summarize
 
 
 def eval_task_ids(suite: EnvSuite, n: int) -> list[str]:
     """The eval tasks an evaluation of `n` episodes reads (`n` = 0: the whole panel): the first `n` of the eval
-    panel dealt round robin over its categories (`round_robin`)."""
-    ids = round_robin(suite.panel("eval").task_ids, lambda t: suite.task(t).category)
-    return ids[: n or None]
+    panel dealt round robin over its categories (`EnvSuite.dealt_task_ids`)."""
+    return suite.dealt_task_ids("eval", n)
 
 
 def evaluate_panel(

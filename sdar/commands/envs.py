@@ -2,7 +2,7 @@
 
 - `envs list`: the registered environments with their columns, turn limits and panel sizes.
 - `envs play --env E --policy expert|random --split S --episodes N`: plays the first N tasks of the panel dealt
-  round robin over its categories (as evaluations read them, `envs.base.round_robin`) and prints JSON (success
+  round robin over its categories (as evaluations read them, `EnvSuite.dealt_task_ids`) and prints JSON (success
   rate, per-column rates, mean steps, env steps/s, the hash of the task list read).
 - `envs corpus --out FILE`: expert-episode text of every environment (prompts and replies, one document per
   line), the corpus the tiny models' tokenizers are trained on.
@@ -19,7 +19,7 @@ import random
 import time
 from pathlib import Path
 
-from envs.base import Turn, round_robin, task_ids_sha256
+from envs.base import Turn, task_ids_sha256
 from envs.registry import ENVS, make_suite
 from sdar import configlib
 from sdar.atomic import atomic_write_text
@@ -116,7 +116,7 @@ def run_list(args) -> int:
 def run_play(args) -> int:
     suite = _suite(args.env, args)
     panel = suite.panel(args.split)
-    ids = round_robin(panel.task_ids, lambda t: suite.task(t).category)[: args.episodes or None]
+    ids = suite.dealt_task_ids(args.split, args.episodes)
     rng = random.Random(args.seed)
     per_col: dict[str, list[bool]] = {c: [] for c in suite.columns}
     wins, steps_total = [], 0
