@@ -135,14 +135,22 @@ def test_another_profile_inherits_no_mini_keys(static_copy):
 
 
 def test_mini_long_adds_the_calibrated_budget_to_every_mini_job(static_copy):
-    # config/mini_long.yaml extends the default file: every warm start and cell reads the calibrated budget last
-    # (after its env file), and it resolves to the 150-step recipe; the default run reads the short one
+    # config/mini_long.yaml extends the default file: every warm start and cell reads the calibrated budget after
+    # its env file, and it resolves to the 150-step recipe, WebShop's to 240 steps (its own file, last); the
+    # default run reads the short one
     plan = snakemake(static_copy, "-n", "-p", "--configfile", "config/mini_long.yaml").stdout
     jobs = re.findall(r"sdar-bench (?:train|warmstart) .*", plan)
     assert len(jobs) == 21 + 3
+    steps = {}
     for line in jobs:
         files = re.findall(r"--config (\S+)", line)
-        assert files[-1] == "config/profiles/mini_long.yaml" and files[0] == "config/profiles/mini.yaml"
+        webshop = "config/profiles/mini_webshop.yaml" in files
+        last = ["config/profiles/mini_long.yaml"] + ["config/profiles/mini_long_webshop.yaml"] * webshop
+        assert files[-1 - webshop :] == last and files[0] == "config/profiles/mini.yaml"
+        if line.startswith("sdar-bench train"):
+            env = re.search(r"--env (\S+)", line).group(1)
+            steps.setdefault(env, set()).add(configlib.load(Config, [REPO / f for f in files]).train.steps)
+    assert steps == {"alfworld": {150}, "webshop": {240}, "search_qa": {150}}
     short = [REPO / "config/profiles/mini.yaml", REPO / "config/profiles/mini_alfworld.yaml"]
     long = configlib.load(Config, [*short, REPO / "config/profiles/mini_long.yaml"])
     default = configlib.load(Config, short)

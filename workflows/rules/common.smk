@@ -103,11 +103,13 @@ def cell_evals(sheet):
 
 def config_files(env=None):
     """Suite overrides in precedence order: the profile's file, the env's own file (every env's when `env` is
-    None: rules that build all environments), the user's files (local data and model paths).
+    None: rules that build all environments), the user's files (local data and model paths), the env's files
+    that override a budget of those (config/mini_long.yaml: WebShop's RL steps).
     """
     envs = ALL_ENVS if env is None else [env]
     env_files = [config["env_config"][e] for e in envs if config["env_config"].get(e)]
-    return [config["sdar_config"], *env_files, *config["extra_config"]]
+    env_extra = [f for e in envs for f in config["env_extra_config"].get(e, [])]
+    return [config["sdar_config"], *env_files, *config["extra_config"], *env_extra]
 
 
 def suite_flags(env=None, profile=True):
