@@ -121,6 +121,14 @@ def test_warm_start_scope_plans_one_model_or_one_per_env(static_copy, scope):
             assert (f"--config config/profiles/mini_{env}.yaml" in line) == (f"--env {env}" in line)
 
 
+def test_seeds_from_the_command_line(static_copy):
+    # README: `--config 'seeds=[0,1,2]'` (Snakemake parses the list items as strings)
+    plan = snakemake(
+        static_copy, "-n", "-p", "--config", "seeds=[0,2]", "methods=[grpo]", "envs=[webshop]"
+    ).stdout
+    assert sorted(re.findall(r"sdar-bench train .*--seed (\d+)", plan)) == ["0", "2"]
+
+
 def test_another_profile_inherits_no_mini_keys(static_copy):
     # Snakemake merges a --configfile over config/config.yaml; a file of another profile is read on its own,
     # so the mini profile's ALFWorld file (20 turns) reaches no smoke cell, while a partial mini file still
