@@ -23,7 +23,9 @@ if workflow.overwrite_configfiles and _cli.get("profile", _default) != _default:
     config.clear()
     config.update(copy.deepcopy(dict(_cli)))
 # Snakemake reads `--config 'seeds=[0,1,2]'` with YAML's BaseLoader, whose list items are strings
-config["seeds"] = [int(s) if isinstance(s, str) and s.isdigit() else s for s in config.get("seeds", [])]
+config["seeds"] = [
+    int(s) if isinstance(s, str) and s.isdigit() else s for s in config.get("seeds", [])
+]
 validate(config, schema="../../config/schema.yaml")
 
 PROFILE = config["profile"]
