@@ -433,6 +433,88 @@ def test_baselines_store_refuses_overwrite_and_keeps_old_files(tmp_path, capsys)
     assert "results.csv not found" in capsys.readouterr().err
 
 
+def manifest(method, env, seed, panel="p1", tasks="t1"):
+    return {"method": method, "env": env, "model": "tiny-qwen3", "seed": seed, "profile": "mini",
+            "panel_sha256": panel, "tasks_sha256": tasks, "run_dir": f"runs/{method}/{env}/{seed}", "run": None}  # fmt: skip
+
+
+def test_baselines_store_add_joins_cells_refuses_duplicates_and_other_panels(tmp_path, capsys):
+    """A grid stored over two sittings: GRPO seeds 0-1 first, then seed 2 and SDAR seed 0 are added."""
+    dest = tmp_path / "baselines" / "mini_long"
+    first = write_report(
+        tmp_path / "r1",
+        results_frame([("grpo", "webshop", "tiny-qwen3", s, "acc", 40.0 + s) for s in (0, 1)]),
+        [manifest("grpo", "webshop", s) for s in (0, 1)],
+    )
+    assert (
+        main(["baselines", "store", "--profile", "mini", "--from", str(first), "--to", str(dest), "--add"])
+        == 0
+    )
+    rows = [
+        ("sdar", "webshop", "tiny-qwen3", 0, "acc", 50.0),
+        ("grpo", "webshop", "tiny-qwen3", 2, "acc", 42.0),
+    ]
+    second = write_report(
+        tmp_path / "r2", results_frame(rows), [manifest("sdar", "webshop", 0), manifest("grpo", "webshop", 2)]
+    )
+    assert (
+        main(["baselines", "store", "--profile", "mini", "--from", str(second), "--to", str(dest), "--add"])
+        == 0
+    )
+    res = pd.read_csv(dest / "results.csv")
+    # collect's order: methods table order (GRPO before SDAR), then seed
+    assert list(zip(res.method, res.seed, res.value)) == [
+        ("grpo", 0, 40.0),
+        ("grpo", 1, 41.0),
+        ("grpo", 2, 42.0),
+        ("sdar", 0, 50.0),
+    ]
+    man = [json.loads(x) for x in (dest / "manifests.jsonl").read_text().splitlines()]
+    assert [(m["method"], m["seed"]) for m in man] == [("grpo", 0), ("grpo", 1), ("grpo", 2), ("sdar", 0)]
+    text = (dest / "README.md").read_text()
+    assert "| GRPO (`grpo`) | webshop | tiny-qwen3 | 0, 1, 2 |" in text and "Cells: 4" in text
+    assert "--configfile config/mini_long.yaml" in text and "--to results/baselines/mini_long" in text
+    stored = {p.name: p.read_bytes() for p in dest.iterdir()}
+
+    again = write_report(tmp_path / "r3", results_frame([("grpo", "webshop", "tiny-qwen3", 1, "acc", 99.0)]),
+                         [manifest("grpo", "webshop", 1)])  # fmt: skip
+    assert (
+        main(["baselines", "store", "--profile", "mini", "--from", str(again), "--to", str(dest), "--add"])
+        == 2
+    )
+    assert "grpo/webshop/tiny-qwen3/1" in capsys.readouterr().err
+    other = write_report(tmp_path / "r4", results_frame([("opsd", "webshop", "tiny-qwen3", 0, "acc", 30.0)]),
+                         [manifest("opsd", "webshop", 0, tasks="t2")])  # fmt: skip
+    assert (
+        main(["baselines", "store", "--profile", "mini", "--from", str(other), "--to", str(dest), "--add"])
+        == 2
+    )
+    assert "not comparable" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in dest.iterdir()} == stored  # untouched
+
+    args = [
+        "baselines",
+        "store",
+        "--profile",
+        "mini",
+        "--from",
+        str(again),
+        "--to",
+        str(dest),
+        "--add",
+        "--overwrite",
+    ]
+    assert main(args) == 0
+    res = pd.read_csv(dest / "results.csv")
+    assert list(zip(res.method, res.seed, res.value)) == [
+        ("grpo", 0, 40.0),
+        ("grpo", 1, 99.0),
+        ("grpo", 2, 42.0),
+        ("sdar", 0, 50.0),
+    ]
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["mini_long"]
+
+
 # ------------------------------------------------------------------------------------------------------
 # compare
 

@@ -93,6 +93,12 @@ def register(sub) -> None:
     s.add_argument(
         "--overwrite", action="store_true", help="replace existing stored baselines (on purpose only)"
     )
+    s.add_argument(
+        "--add",
+        action="store_true",
+        help="add the report's cells to the stored ones (a grid stored over several sittings); "
+        "with --overwrite, its cells replace stored cells of the same identity",
+    )
     s.set_defaults(func=run_store)
 
 
@@ -183,6 +189,7 @@ def run_store(args) -> int:
         args.src,
         args.dest or REPO / "results" / "baselines" / args.profile,
         overwrite=args.overwrite,
+        add=args.add,
     )
     print(dest)
     return 0

@@ -1,8 +1,11 @@
 """Stored baselines: `results/baselines/<profile>/{results.csv,steps.csv,manifests.jsonl,README.md}`.
 
-They are the committed results of a real full run, regenerated only on purpose: `store` refuses to replace
+They are the committed results of real runs, regenerated only on purpose: `store` refuses to replace
 existing files without `overwrite=True` (and then leaves them untouched), and writes a complete new
 directory next to the target before renaming it into place, so a reader never sees a half-written set.
+`add=True` adds a report's cells to an existing set instead (a grid too long for one sitting, stored as
+its cells finish): a cell already stored is refused unless `overwrite`, and cells evaluated on another
+panel or task list than the stored cells of their environment are refused.
 """
 
 from __future__ import annotations
@@ -14,14 +17,31 @@ from pathlib import Path
 import pandas as pd
 
 from sdar.configlib import ConfigError
-from sdar.report.collect import read_manifests, read_results, read_steps
+from sdar.report.collect import (
+    RESULT_COLUMNS,
+    STEP_COLUMNS,
+    read_manifests,
+    read_results,
+    read_steps,
+    write_collected,
+)
 from sdar.report.naming import ENVS, method_label, method_order
 
 FILES = ("results.csv", "steps.csv", "manifests.jsonl")
+CONFIGS = Path(__file__).resolve().parents[2] / "config"  # the workflow's config files (config/<name>.yaml)
 
 
-def readme(profile: str, results: pd.DataFrame, manifests: list[dict]) -> str:
-    """README.md of a stored set: what it holds, the cells, the code versions, how to regenerate it."""
+def readme(profile: str, results: pd.DataFrame, manifests: list[dict], name: str | None = None) -> str:
+    """README.md of a stored set: what it holds, the cells, the code versions, how to regenerate it.
+
+    `name`: the set's directory name when it is not the profile's (a calibrated variant such as
+    `mini_long`, run with `--configfile config/<name>.yaml`).
+    """
+    name = name or profile
+    if not (CONFIGS / f"{name}.yaml").is_file():
+        name = profile
+    config = "" if name == "mini" else f" --configfile config/{name}.yaml"
+    to = "" if name == profile else f" --to results/baselines/{name}"
     cells = results[["method", "env", "model", "seed"]].drop_duplicates()
     shas = sorted({(m.get("run") or {}).get("git", {}).get("describe", "unknown") for m in manifests}) or [
         "unknown"
@@ -30,14 +50,15 @@ def readme(profile: str, results: pd.DataFrame, manifests: list[dict]) -> str:
         (m.get("run") or {}).get("created", "") for m in manifests if (m.get("run") or {}).get("created")
     )
     lines = [
-        f"# Stored baselines: profile {profile}",
+        f"# Stored baselines: profile {profile}" + ("" if name == profile else f" ({name})"),
         "",
-        "Committed results of a full run, used by `sdar-bench compare` so that a new method is compared",
-        "without retraining these. Regenerate only on purpose:",
+        "Committed results of real runs, used by `sdar-bench compare` so that a new method is compared",
+        "without retraining these. Regenerate only on purpose (`--add` instead of `--overwrite` adds the",
+        "cells of a report to the stored ones, for a grid run over several sittings):",
         "",
         "```",
-        f"snakemake --cores all{'' if profile == 'mini' else f' --configfile config/{profile}.yaml'}",
-        f"sdar-bench baselines store --profile {profile} --from results/{profile}/report --overwrite",
+        f"snakemake --cores all{config}",
+        f"sdar-bench baselines store --profile {profile} --from results/{profile}/report{to} --overwrite",
         "```",
         "",
         "- `results.csv`: profile,method,env,model,seed,metric,value (Table 1 metrics, percent)",
@@ -64,11 +85,70 @@ def readme(profile: str, results: pd.DataFrame, manifests: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def store(profile: str, src: Path, dest: Path, *, overwrite: bool = False) -> Path:
+CELL = ["method", "env", "model", "seed"]
+
+
+def _cell_keys(df: pd.DataFrame) -> set[tuple]:
+    return {(m, e, mo, int(s)) for m, e, mo, s in df[CELL].drop_duplicates().itertuples(index=False)}
+
+
+def _without(df: pd.DataFrame, cells: set[tuple]) -> pd.DataFrame:
+    keep = [(m, e, mo, int(s)) not in cells for m, e, mo, s in df[CELL].itertuples(index=False)]
+    return df[keep]
+
+
+def _sorted(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Rows in `collect`'s order (methods table order, env, model, seed), each cell's rows as they were."""
+    rank = {m: i for i, m in enumerate(method_order(set(df.method)))}
+    key = df.assign(_rank=df.method.map(rank), _pos=range(len(df)), seed=df.seed.astype(int))
+    return key.sort_values(["_rank", "env", "model", "seed", "_pos"], kind="stable")[columns].reset_index(
+        drop=True
+    )
+
+
+def merge(
+    old: tuple[pd.DataFrame, pd.DataFrame, list[dict]],
+    new: tuple[pd.DataFrame, pd.DataFrame, list[dict]],
+    *,
+    overwrite: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
+    """(results, steps, manifests) of a stored set with `new`'s cells added.
+
+    A cell in both is refused unless `overwrite` (then `new`'s replaces it). The eval panel and task-list
+    hashes of `new`'s cells must equal those of the stored cells of the same environment and model, so every
+    row of one environment was read on the same tasks.
+    """
+    (old_res, old_steps, old_man), (new_res, new_steps, new_man) = old, new
+    both = _cell_keys(old_res) & _cell_keys(new_res)
+    if both and not overwrite:
+        shown = ", ".join("/".join(map(str, c)) for c in sorted(both))
+        raise ConfigError(f"cells already stored: {shown}; pass --overwrite to replace them on purpose")
+    hashes = {}
+    for m in old_man:
+        hashes.setdefault((m["env"], m["model"]), (m.get("panel_sha256"), m.get("tasks_sha256")))
+    for m in new_man:
+        want = hashes.get((m["env"], m["model"]))
+        got = (m.get("panel_sha256"), m.get("tasks_sha256"))
+        if want is not None and got != want:
+            raise ConfigError(
+                f"{m['method']}/{m['env']}/{m['model']}/seed {m['seed']} was evaluated on panel/tasks "
+                f"{got[0]}/{got[1]}, the stored {m['env']} cells on {want[0]}/{want[1]}: not comparable"
+            )
+    results = _sorted(pd.concat([_without(old_res, both), new_res], ignore_index=True), RESULT_COLUMNS)
+    steps = _sorted(pd.concat([_without(old_steps, both), new_steps], ignore_index=True), STEP_COLUMNS)
+    cells = {(m["method"], m["env"], m["model"], int(m["seed"])): m for m in old_man}
+    cells.update({(m["method"], m["env"], m["model"], int(m["seed"])): m for m in new_man})
+    rank = {m: i for i, m in enumerate(method_order({k[0] for k in cells}))}
+    manifests = [cells[k] for k in sorted(cells, key=lambda k: (rank[k[0]], k[1], k[2], k[3]))]
+    return results, steps, manifests
+
+
+def store(profile: str, src: Path, dest: Path, *, overwrite: bool = False, add: bool = False) -> Path:
     """Copy a report directory's results.csv, steps.csv and manifests.jsonl to `dest` with a README.
 
     Fails (nothing changed) when a file is missing, when the results are of another profile, or when `dest`
-    already holds stored baselines and `overwrite` is False.
+    already holds stored baselines and `overwrite` is False. With `add`, `src`'s cells join those stored in
+    `dest` (see `merge`; an empty `dest` is created).
     """
     src, dest = Path(src), Path(dest)
     for name in FILES:
@@ -81,16 +161,33 @@ def store(profile: str, src: Path, dest: Path, *, overwrite: bool = False) -> Pa
     profiles = sorted(set(results.profile))
     if profiles != [profile]:
         raise ConfigError(f"{src / 'results.csv'} holds profile(s) {profiles}, not {profile!r}")
-    if dest.exists() and any(dest.iterdir()) and not overwrite:
+    stored = dest.exists() and any(dest.iterdir())
+    if stored and not (overwrite or add):
         raise ConfigError(
-            f"stored baselines already exist in {dest}; pass --overwrite to replace them on purpose"
+            f"stored baselines already exist in {dest}; pass --overwrite to replace them on purpose "
+            "(or --add to add cells to them)"
+        )
+    merged = None
+    if add and stored:
+        old_res, old_man = load(dest)
+        if sorted(set(old_res.profile)) != [profile]:
+            raise ConfigError(f"{dest} holds profile(s) {sorted(set(old_res.profile))}, not {profile!r}")
+        merged = merge(
+            (old_res, read_steps(dest / "steps.csv"), old_man),
+            (results, read_steps(src / "steps.csv"), read_manifests(src / "manifests.jsonl")),
+            overwrite=overwrite,
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.new-"))
     try:
-        for name in FILES:
-            shutil.copyfile(src / name, tmp / name)
-        (tmp / "README.md").write_text(readme(profile, results, read_manifests(src / "manifests.jsonl")))
+        if merged is None:
+            for name in FILES:
+                shutil.copyfile(src / name, tmp / name)
+            manifests = read_manifests(src / "manifests.jsonl")
+        else:
+            results, _, manifests = merged
+            write_collected(tmp, *merged)
+        (tmp / "README.md").write_text(readme(profile, results, manifests, dest.name))
         if dest.exists():
             old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.old-"))
             old.rmdir()
