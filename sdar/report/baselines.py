@@ -18,8 +18,8 @@ import pandas as pd
 
 from sdar.configlib import ConfigError
 from sdar.report.collect import (
-    RESULT_COLUMNS,
-    STEP_COLUMNS,
+    CELL,
+    cell_order,
     read_manifests,
     read_results,
     read_steps,
@@ -85,9 +85,6 @@ def readme(profile: str, results: pd.DataFrame, manifests: list[dict], name: str
     return "\n".join(lines) + "\n"
 
 
-CELL = ["method", "env", "model", "seed"]
-
-
 def _cell_keys(df: pd.DataFrame) -> set[tuple]:
     return {(m, e, mo, int(s)) for m, e, mo, s in df[CELL].drop_duplicates().itertuples(index=False)}
 
@@ -97,13 +94,11 @@ def _without(df: pd.DataFrame, cells: set[tuple]) -> pd.DataFrame:
     return df[keep]
 
 
-def _sorted(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Rows in `collect`'s order (methods table order, env, model, seed), each cell's rows as they were."""
-    rank = {m: i for i, m in enumerate(method_order(set(df.method)))}
-    key = df.assign(_rank=df.method.map(rank), _pos=range(len(df)), seed=df.seed.astype(int))
-    return key.sort_values(["_rank", "env", "model", "seed", "_pos"], kind="stable")[columns].reset_index(
-        drop=True
-    )
+def _sorted(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows in `collect`'s cell order, each cell's rows as they were (a stable sort)."""
+    order = cell_order(df.method)
+    keys = [order(c) for c in df[CELL].itertuples(index=False)]
+    return df.iloc[sorted(range(len(df)), key=keys.__getitem__)].reset_index(drop=True)
 
 
 def merge(
@@ -134,12 +129,10 @@ def merge(
                 f"{m['method']}/{m['env']}/{m['model']}/seed {m['seed']} was evaluated on panel/tasks "
                 f"{got[0]}/{got[1]}, the stored {m['env']} cells on {want[0]}/{want[1]}: not comparable"
             )
-    results = _sorted(pd.concat([_without(old_res, both), new_res], ignore_index=True), RESULT_COLUMNS)
-    steps = _sorted(pd.concat([_without(old_steps, both), new_steps], ignore_index=True), STEP_COLUMNS)
-    cells = {(m["method"], m["env"], m["model"], int(m["seed"])): m for m in old_man}
-    cells.update({(m["method"], m["env"], m["model"], int(m["seed"])): m for m in new_man})
-    rank = {m: i for i, m in enumerate(method_order({k[0] for k in cells}))}
-    manifests = [cells[k] for k in sorted(cells, key=lambda k: (rank[k[0]], k[1], k[2], k[3]))]
+    results = _sorted(pd.concat([_without(old_res, both), new_res], ignore_index=True))
+    steps = _sorted(pd.concat([_without(old_steps, both), new_steps], ignore_index=True))
+    cells = {(m["method"], m["env"], m["model"], int(m["seed"])): m for m in [*old_man, *new_man]}
+    manifests = [cells[k] for k in sorted(cells, key=cell_order(k[0] for k in cells))]
     return results, steps, manifests
 
 

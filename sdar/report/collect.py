@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +27,13 @@ from sdar.report.naming import METRICS, PERCENT_STEP_METRICS, STEP_METRICS, meth
 RESULT_COLUMNS = ["profile", "method", "env", "model", "seed", "metric", "value"]
 STEP_COLUMNS = ["profile", "method", "env", "model", "seed", "step", "metric", "value"]
 CELL_KEYS = ("method", "env", "model", "seed", "profile")
+CELL = ["method", "env", "model", "seed"]  # a cell's identity within one profile
+
+
+def cell_order(methods: Iterable[str]) -> Callable[[Sequence], tuple]:
+    """Sort key of a (method, env, model, seed) cell: methods table order, then env, model and seed."""
+    rank = {m: i for i, m in enumerate(method_order(set(methods)))}
+    return lambda cell: (rank[cell[0]], cell[1], cell[2], int(cell[3]))
 
 
 def _finite_or_none(x) -> float | None:
@@ -116,9 +123,8 @@ def collect(
             raise ConfigError(f"{d} and {seen[key]} are the same cell {key}")
         seen[key] = Path(d)
         cells.append((Path(d), cell))
-    rank = {m: i for i, m in enumerate(method_order({c["eval"]["method"] for _, c in cells}))}
-    cells.sort(key=lambda dc: (rank[dc[1]["eval"]["method"]], dc[1]["eval"]["env"], dc[1]["eval"]["model"],
-                               int(dc[1]["eval"]["seed"])))  # fmt: skip
+    order = cell_order(c["eval"]["method"] for _, c in cells)
+    cells.sort(key=lambda dc: order([dc[1]["eval"][k] for k in CELL]))
 
     results, steps, manifests = [], [], []
     for run_dir, cell in cells:
