@@ -148,7 +148,7 @@ def test_mini_long_adds_the_calibrated_budget_to_every_mini_job(static_copy):
     # default run reads the short one
     plan = snakemake(static_copy, "-n", "-p", "--configfile", "config/mini_long.yaml").stdout
     jobs = re.findall(r"sdar-bench (?:train|warmstart) .*", plan)
-    assert len(jobs) == 21 + 3
+    assert len(jobs) == 21 * 3 + 3  # 3 seeds, one warm start per env
     steps = {}
     for line in jobs:
         files = re.findall(r"--config (\S+)", line)
