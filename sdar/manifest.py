@@ -54,10 +54,24 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name (Linux /proc/cpuinfo; else what `platform` knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def hardware() -> dict:
+    """Where a run ran. `cpu` and `cpu_capability` (the instruction set torch's kernels use) tell why the same
+    seed gives other weights on another machine: other vector widths sum floats in another order."""
     info = {
         "platform": platform.platform(),
         "machine": platform.machine(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],
     }
@@ -65,6 +79,7 @@ def hardware() -> dict:
         import torch
 
         info["torch_threads"] = torch.get_num_threads()
+        info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
         info["cuda"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     except Exception:  # torch missing or CUDA query failed: record what we have
         info["cuda"] = []

@@ -533,3 +533,68 @@ def warmstart(root_cfg, base_dir: Path, out: Path, log=print) -> dict:
     return {"envs": per_env, "examples": len(dataset), "tokens": sum(e["tokens"] for e in per_env.values()),
             "data_seconds": round(data_seconds, 1), **copy, **sft,
             "wall_seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------------------
+# a stored warm start (results/baselines/<set>/warmstarts/<model>/<env>/)
+
+# The settings a warm start depends on (config.resolved.yaml): a stored one is reused only where they agree.
+RESTORE_KEYS = ("warmstart", "skills")
+
+
+def _flat(tree, prefix: str = "") -> dict:
+    if not isinstance(tree, dict):
+        return {prefix.rstrip("."): tree}
+    out = {}
+    for key, value in tree.items():
+        out.update(_flat(value, f"{prefix}{key}."))
+    return out
+
+
+def warmstart_settings(resolved: dict) -> dict:
+    """The dotted settings of a resolved config that make its warm start: `warmstart.*`, `skills.*`, the
+    model's definition (`models.<alias>.*`) and every warmed environment's own settings (`envs.<env>.*`)."""
+    alias = resolved["run"]["model"]
+    tree = {k: resolved.get(k) for k in RESTORE_KEYS}
+    tree["models"] = {alias: (resolved.get("models") or {}).get(alias)}
+    tree["envs"] = {e: (resolved.get("envs") or {}).get(e) for e in resolved["warmstart"]["envs"]}
+    return _flat(tree)
+
+
+def restore_stored(root_cfg, stored: Path, out: Path, log=print) -> dict:
+    """Copy a stored warm start into `out`, byte for byte, in place of training one.
+
+    Why: the SFT is exact on one machine, but another CPU (another instruction set, so other float sums)
+    makes another model, and ALFWorld's Vanilla read 25-31 % from one build and 45-53 % from another
+    (docs/mini_calibration.md, session 28). Cells are comparable only when they start from the same weights,
+    so a grid stored over several sittings keeps its warm start beside its results. Every file is copied,
+    `run.json` and `warmstart.json` included, so `sdar.models.model_revision` of `out` equals the stored one's
+    and the cells' manifests name the same revision. Refuses (nothing written) when a setting it depends on
+    (`warmstart_settings`) differs from the stored `config.resolved.yaml`.
+    """
+    from sdar import configlib
+    from sdar.configlib import ConfigError
+    from sdar.models import model_revision
+
+    stored, out = Path(stored), Path(out)
+    if not (stored / "model.safetensors").is_file() or not (stored / "config.resolved.yaml").is_file():
+        raise ConfigError(f"{stored} holds no stored warm start (model.safetensors, config.resolved.yaml)")
+    want = warmstart_settings(configlib.to_dict(root_cfg))
+    have = warmstart_settings(configlib.read_yaml(stored / "config.resolved.yaml"))
+    diff = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
+    if diff:
+        shown = "; ".join(f"{k}: stored {have.get(k)!r}, asked {want.get(k)!r}" for k in diff[:8])
+        raise ConfigError(
+            f"the stored warm start {stored} was made with other settings ({shown}); train a new one "
+            "(Snakemake: --config warmstart_from_baselines=false) or drop the changed settings"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.restore"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(stored, tmp)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    revision = model_revision(out)
+    log(f"restored the stored warm start {stored} -> {out} ({revision})")
+    return {"restored_from": str(stored), "revision": revision}

@@ -109,3 +109,8 @@ def test_resolved_config_round_trips_and_run_json(tmp_path):
     assert run["seed"] == 7 and run["model"]["alias"] == "tiny-qwen3"
     assert len(run["git"]["sha"]) in (40, 7) and isinstance(run["git"]["dirty"], bool)
     assert run["packages"]["torch"].startswith("2.") and run["hardware"]["cpu_count"] >= 1
+    # the instruction set torch's kernels use: another one trains other weights from the same seed
+    import torch
+
+    assert run["hardware"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert "cpu" in run["hardware"]

@@ -515,6 +515,82 @@ def test_baselines_store_add_joins_cells_refuses_duplicates_and_other_panels(tmp
     assert sorted(p.name for p in dest.parent.iterdir()) == ["mini_long"]
 
 
+def warm_start(directory: Path, weights: bytes) -> Path:
+    """A warm start's files as `sdar-bench warmstart` leaves them (the store reads files, never weights)."""
+    directory.mkdir(parents=True)
+    (directory / "model.safetensors").write_bytes(weights)
+    (directory / "warmstart.json").write_text('{"steps": 1500}\n')
+    (directory / "config.resolved.yaml").write_text("warmstart: {max_steps: 1500}\n")
+    return directory
+
+
+def started(m: dict, directory: Path, revision: str | None = None) -> dict:
+    from sdar.models import model_revision
+
+    return {**m, "run": {"model": {"dir": str(directory), "revision": revision or model_revision(directory)}}}
+
+
+def test_baselines_store_keeps_the_warm_start_and_refuses_cells_from_other_weights(tmp_path, capsys):
+    """A stored set keeps the warm start its cells started from, byte for byte; a cell that started from
+    another one (another machine's warm start) or from a warm start rebuilt since is refused."""
+    from sdar.models import model_revision
+
+    ws = warm_start(tmp_path / "vanilla" / "webshop", b"weights of sitting 1")
+    dest = tmp_path / "baselines" / "mini_long"
+    rows = [
+        ("vanilla", "webshop", "tiny-qwen3", 0, "acc", 15.0),
+        ("grpo", "webshop", "tiny-qwen3", 0, "acc", 31.0),
+        ("skill_grpo*", "webshop", "tiny-qwen3", 0, "acc", 33.0),
+    ]
+    # skill_grpo* evaluates Skill-GRPO's trained checkpoint: other weights, by design
+    trained = warm_start(tmp_path / "runs" / "skill_grpo" / "checkpoint", b"trained weights")
+    first = write_report(tmp_path / "r1", results_frame(rows),
+                         [*(started(manifest(m, "webshop", 0), ws) for m in ("vanilla", "grpo")),
+                          started(manifest("skill_grpo*", "webshop", 0), trained)])  # fmt: skip
+    assert (
+        main(["baselines", "store", "--profile", "mini", "--from", str(first), "--to", str(dest), "--add"])
+        == 0
+    )
+    kept = dest / "warmstarts" / "tiny-qwen3" / "webshop"
+    assert {p.name: p.read_bytes() for p in kept.iterdir()} == {p.name: p.read_bytes() for p in ws.iterdir()}
+    assert model_revision(kept) == model_revision(ws)
+    assert "warmstarts/<model>/<env>/" in (dest / "README.md").read_text()
+    assert "(tiny-qwen3/webshop)" in (dest / "README.md").read_text()
+    stored = {p.relative_to(dest): p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+
+    other = warm_start(tmp_path / "elsewhere" / "webshop", b"weights of another CPU")
+    second = write_report(tmp_path / "r2", results_frame([("grpo", "webshop", "tiny-qwen3", 1, "acc", 20.0)]),
+                          [started(manifest("grpo", "webshop", 1), other)])  # fmt: skip
+    assert (
+        main(["baselines", "store", "--profile", "mini", "--from", str(second), "--to", str(dest), "--add"])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "grpo/webshop/tiny-qwen3/seed 1 started from the model" in err and "not comparable" in err
+    rebuilt = write_report(tmp_path / "r3", results_frame([("grpo", "webshop", "tiny-qwen3", 1, "acc", 20.0)]),
+                           [started(manifest("grpo", "webshop", 1), other, "sha256:0123456789abcdef")])  # fmt: skip
+    assert (
+        main(["baselines", "store", "--profile", "mini", "--from", str(rebuilt), "--to", str(dest), "--add"])
+        == 2
+    )
+    assert "rebuilt since" in capsys.readouterr().err
+    assert {
+        p.relative_to(dest): p.read_bytes() for p in dest.rglob("*") if p.is_file()
+    } == stored  # untouched
+
+    # a later sitting's cell from the same weights (restored elsewhere: the same bytes) joins the set
+    again = warm_start(tmp_path / "sitting2" / "webshop", b"weights of sitting 1")
+    third = write_report(tmp_path / "r4", results_frame([("grpo", "webshop", "tiny-qwen3", 1, "acc", 33.0)]),
+                         [started(manifest("grpo", "webshop", 1), again)])  # fmt: skip
+    assert (
+        main(["baselines", "store", "--profile", "mini", "--from", str(third), "--to", str(dest), "--add"])
+        == 0
+    )
+    assert model_revision(kept) == model_revision(ws)
+    assert sorted(pd.read_csv(dest / "results.csv").seed) == [0, 0, 0, 1]
+    assert [p.name for p in (dest / "warmstarts" / "tiny-qwen3").iterdir()] == ["webshop"]
+
+
 # ------------------------------------------------------------------------------------------------------
 # compare
 

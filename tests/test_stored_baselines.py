@@ -1,7 +1,9 @@
 """The committed stored baselines (results/baselines/<profile>/) still describe their profile: the same grid as
 the profile's Snakemake config, clean code, the eval panels the current environments build and the tasks an
 evaluation reads from them. A change to a profile's grid, to panel generation or to the tasks an evaluation reads
-fails here, not later in `sdar-bench compare` of a new user."""
+fails here, not later in `sdar-bench compare` of a new user. The cells of one environment started from one model,
+and a warm start kept with them (warmstarts/<model>/<env>/) is that model and is what the profile's settings
+would ask for today, so the workflow can reuse it."""
 
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ from envs.registry import make_suite
 from sdar import config as config_mod
 from sdar import configlib
 from sdar.evaluate import eval_task_ids
+from sdar.models import model_revision
 from sdar.report import baselines
+from sdar.warmstart import warmstart_settings
 
 REPO = Path(__file__).resolve().parents[1]
 STORED = sorted(p for p in (REPO / "results" / "baselines").iterdir() if p.is_dir())
@@ -76,3 +80,20 @@ def test_stored_baselines_match_their_profile(stored):
         assert {m["panel_sha256"] for m in manifests if m["env"] == env} == {panel.content_hash}, env
         # ... and the tasks read from them are the ones an evaluation reads today
         assert {m["tasks_sha256"] for m in manifests if m["env"] == env} == {task_ids_sha256(tasks)}, env
+        # one starting model per environment; the kept warm start is it, made with today's settings
+        for model in sorted(set(results.model)):
+            revisions = {
+                baselines.starting_model(m)[1] for m in manifests if m["env"] == env and m["model"] == model
+            } - {None}
+            assert len(revisions) == 1, (env, model, revisions)
+            kept = stored / baselines.WARMSTARTS / model / env
+            if kept.is_dir():
+                assert {model_revision(kept)} == revisions, (env, model)
+                asked = configlib.load(
+                    config_mod.Config,
+                    files,
+                    [f"warmstart.envs=[{env}]"],
+                    extra={"run": {"model": model, "profile": profile}},
+                )
+                have = configlib.read_yaml(kept / "config.resolved.yaml")
+                assert warmstart_settings(configlib.to_dict(asked)) == warmstart_settings(have), (env, model)

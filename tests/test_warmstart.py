@@ -347,3 +347,41 @@ def test_profiles_resolve_the_warmstart_section():
 
     cfg = configlib.load(config_mod.Config, [profile_file("mini")], [])
     assert isinstance(cfg.warmstart, WarmstartConfig) and cfg.warmstart.envs
+
+
+def test_cli_reuses_a_stored_warm_start_byte_for_byte_and_refuses_other_settings(tmp_path, capsys):
+    """`sdar-bench warmstart --stored DIR` copies DIR (every file, so the model revision is the stored one's)
+    where it was made with the settings asked now; other settings are refused and nothing is written."""
+    from sdar import config as config_mod
+    from sdar.cli import main
+    from sdar.commands.train import profile_file
+
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text("{}")
+    args = ["warmstart", "--model", "tiny-qwen3", "--model-dir", str(base), "--profile", "mini",
+            "--set", "warmstart.envs=[alfworld]"]  # fmt: skip
+    cfg = configlib.load(
+        config_mod.Config,
+        [profile_file("mini")],
+        ["warmstart.envs=[alfworld]"],
+        extra={"run": {"model": "tiny-qwen3", "profile": "mini"}},
+    )
+    stored = tmp_path / "baselines" / "warmstarts" / "tiny-qwen3" / "alfworld"
+    stored.mkdir(parents=True)
+    (stored / "config.resolved.yaml").write_text(configlib.dump_yaml(cfg))
+    (stored / "model.safetensors").write_bytes(b"weights")
+    (stored / "run.json").write_text('{"created": "another sitting"}\n')
+    (stored / "warmstart.json").write_text('{"steps": 1500}\n')
+
+    out = tmp_path / "vanilla"
+    assert main([*args, "--out", str(out), "--stored", str(stored)]) == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == {
+        p.name: p.read_bytes() for p in stored.iterdir()
+    }
+    assert models.model_revision(out) == models.model_revision(stored)
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["restored_from"] == str(stored)
+
+    other = tmp_path / "other"
+    assert main([*args, "--out", str(other), "--stored", str(stored), "--set", "warmstart.max_steps=7"]) == 2
+    assert "warmstart.max_steps: stored" in capsys.readouterr().err and not other.exists()

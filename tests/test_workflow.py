@@ -158,7 +158,11 @@ def test_mini_long_adds_the_calibrated_budget_to_every_mini_job(static_copy):
         if line.startswith("sdar-bench train"):
             env = re.search(r"--env (\S+)", line).group(1)
             steps.setdefault(env, set()).add(configlib.load(Config, [REPO / f for f in files]).train.steps)
+        else:  # its warm starts reuse the ones stored with its baselines (another CPU trains other weights)
+            env = re.search(r"warmstart.envs=\[(\w+)\]", line).group(1)
+            assert f"--stored results/baselines/mini_long/warmstarts/tiny-qwen3/{env} " in line
     assert steps == {"alfworld": {150}, "webshop": {240}, "search_qa": {150}}
+    assert "--stored" not in snakemake(static_copy, "-n", "-p").stdout  # the default trains its own
     short = [REPO / "config/profiles/mini.yaml", REPO / "config/profiles/mini_alfworld.yaml"]
     long = configlib.load(Config, [*short, REPO / "config/profiles/mini_long.yaml"])
     default = configlib.load(Config, short)

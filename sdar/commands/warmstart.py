@@ -6,6 +6,11 @@
 directory (model + tokenizer, saved atomically), `config.resolved.yaml` and `run.json` (written before any
 work) and `warmstart.json` (examples and tokens per environment, loss curve, wall time). Settings live under
 `warmstart:` (sdar/warmstart.py `WarmstartConfig`); the profile's file comes first, then `--config`, then `--set`.
+
+`--stored DIR`: where DIR holds a stored warm start (`results/baselines/<set>/warmstarts/<model>/<env>`, written
+by `sdar-bench baselines store`), it is copied into `VANILLA` byte for byte instead of training one, after a check
+that it was made with the same settings (sdar/warmstart.py `restore_stored`): cells added to a stored set must
+start from its weights. Where DIR holds none, the warm start is trained as usual.
 """
 
 from __future__ import annotations
@@ -30,6 +35,13 @@ def register(sub) -> None:
     p.add_argument(
         "--profile", default="mini", help="config/profiles/<profile>.yaml overrides (default mini)"
     )
+    p.add_argument(
+        "--stored",
+        type=Path,
+        metavar="DIR",
+        help="reuse the stored warm start in DIR (results/baselines/<set>/warmstarts/<model>/<env>) if it holds "
+        "one, instead of training",
+    )
     config_mod.add_config_args(p)
     p.set_defaults(func=run_warmstart)
 
@@ -45,6 +57,14 @@ def run_warmstart(args) -> int:
         raise ConfigError(
             "--out must differ from --model-dir (the base model is read while the result is written)"
         )
+    if args.stored is not None and (args.stored / "model.safetensors").is_file():
+        from sdar.warmstart import restore_stored
+
+        done = restore_stored(cfg, args.stored, args.out, log=lambda s: print(s, file=sys.stderr, flush=True))
+        print(json.dumps(done))
+        return 0
+    if args.stored is not None:
+        print(f"no stored warm start in {args.stored}: training one", file=sys.stderr, flush=True)
     config_mod.write_run_files(cfg, args.out, model_dir=base)
     summary = warmstart(cfg, base, args.out, log=lambda s: print(s, file=sys.stderr, flush=True))
     summary = {"model": args.model, "base_model_dir": str(base.resolve()), **summary}

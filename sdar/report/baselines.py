@@ -5,13 +5,20 @@ existing files without `overwrite=True` (and then leaves them untouched), and wr
 directory next to the target before renaming it into place, so a reader never sees a half-written set.
 `add=True` adds a report's cells to an existing set instead (a grid too long for one sitting, stored as
 its cells finish): a cell already stored is refused unless `overwrite`, and cells evaluated on another
-panel or task list than the stored cells of their environment are refused.
+panel or task list, or started from other weights (run.json's model revision), than the stored cells of their
+environment are refused.
+
+`warmstarts/<model>/<env>/` keeps, byte for byte, the warm start the cells of that environment started from
+(their manifests' starting model directory, where it holds a `warmstart.json`): the SFT is exact on one machine
+but another CPU trains other weights, so a later sitting reuses this one (`sdar-bench warmstart --stored`,
+the workflow's `warmstart_from_baselines`) and its cells stay comparable with the stored ones.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -28,14 +35,22 @@ from sdar.report.collect import (
 from sdar.report.naming import ENVS, method_label, method_order
 
 FILES = ("results.csv", "steps.csv", "manifests.jsonl")
+WARMSTARTS = "warmstarts"  # <set>/warmstarts/<model>/<env>/: the warm start the cells started from
 CONFIGS = Path(__file__).resolve().parents[2] / "config"  # the workflow's config files (config/<name>.yaml)
 
 
-def readme(profile: str, results: pd.DataFrame, manifests: list[dict], name: str | None = None) -> str:
+def readme(
+    profile: str,
+    results: pd.DataFrame,
+    manifests: list[dict],
+    name: str | None = None,
+    warmstarts: Sequence[tuple[str, str]] = (),
+) -> str:
     """README.md of a stored set: what it holds, the cells, the code versions, how to regenerate it.
 
     `name`: the set's directory name when it is not the profile's (a calibrated variant such as
-    `mini_long`, run with `--configfile config/<name>.yaml`).
+    `mini_long`, run with `--configfile config/<name>.yaml`); `warmstarts`: the (model, env) pairs whose
+    warm start the set keeps.
     """
     name = name or profile
     if not (CONFIGS / f"{name}.yaml").is_file():
@@ -64,6 +79,15 @@ def readme(profile: str, results: pd.DataFrame, manifests: list[dict], name: str
         "- `results.csv`: profile,method,env,model,seed,metric,value (Table 1 metrics, percent)",
         "- `steps.csv`: profile,method,env,model,seed,step,metric,value (training curves)",
         "- `manifests.jsonl`: one line per cell: identity, eval panel and task-list hashes, run.json (code, packages, hardware)",
+        *(
+            [
+                "- `warmstarts/<model>/<env>/`: the warm start those cells started from, byte for byte; the workflow",
+                "  reuses it (`warmstart_from_baselines`) so that cells added later start from the same weights",
+                f"  ({', '.join(f'{mo}/{e}' for mo, e in warmstarts)})",
+            ]
+            if warmstarts
+            else []
+        ),
         "",
         f"Cells: {len(cells)}; code: {', '.join(shas)}"
         + (f"; runs created {created[0]} .. {created[-1]}" if created else "")
@@ -101,6 +125,58 @@ def _sorted(df: pd.DataFrame) -> pd.DataFrame:
     return df.iloc[sorted(range(len(df)), key=keys.__getitem__)].reset_index(drop=True)
 
 
+def starting_model(m: dict) -> tuple[str | None, str | None]:
+    """(directory, revision) of the warm start a cell started from, as its run.json recorded them; (None, None)
+    for a row that evaluates another row's trained checkpoint (`skill_grpo*`)."""
+    from sdar.methods import METHODS
+
+    row = METHODS.get(m["method"])
+    if row is not None and not row.trains and row.checkpoint != "vanilla":
+        return None, None
+    model = (m.get("run") or {}).get("model") or {}
+    return model.get("dir"), model.get("revision")
+
+
+def check_starts(new: list[dict], old: Sequence[dict] = ()) -> dict[tuple[str, str], str]:
+    """(env, model) -> the revision every cell of it started from; refuses a new cell that started from
+    other weights than the cells before it (the stored `old` first, then `new` in order)."""
+    revisions: dict[tuple[str, str], str] = {}
+    for m in old:
+        if starting_model(m)[1]:
+            revisions.setdefault((m["env"], m["model"]), starting_model(m)[1])
+    for m in new:
+        got = starting_model(m)[1]
+        want = revisions.setdefault((m["env"], m["model"]), got) if got else None
+        if got and got != want:
+            raise ConfigError(
+                f"{m['method']}/{m['env']}/{m['model']}/seed {m['seed']} started from the model {got}, the "
+                f"other {m['env']} cells from {want}: not comparable (another warm start; reuse the stored one: "
+                "`sdar-bench warmstart --stored`, or the workflow's warmstart_from_baselines)"
+            )
+    return revisions
+
+
+def warmstart_dirs(manifests: list[dict]) -> dict[tuple[str, str], Path]:
+    """(model, env) -> the warm start directory the cells started from, where it is still on disk; refuses
+    one that was rebuilt since (its revision now differs from the recorded one)."""
+    from sdar.models import model_revision
+
+    out = {}
+    for m in manifests:
+        directory, revision = starting_model(m)
+        if not directory or not revision or not (Path(directory) / "warmstart.json").is_file():
+            continue
+        now = model_revision(directory)
+        if now != revision:
+            raise ConfigError(
+                f"{directory} is not the warm start {m['method']}/{m['env']}/{m['model']}/seed {m['seed']} "
+                f"started from (revision {now}, recorded {revision}): rebuilt since; store its cells from "
+                "the sitting that ran them"
+            )
+        out[(m["model"], m["env"])] = Path(directory)
+    return out
+
+
 def merge(
     old: tuple[pd.DataFrame, pd.DataFrame, list[dict]],
     new: tuple[pd.DataFrame, pd.DataFrame, list[dict]],
@@ -129,6 +205,7 @@ def merge(
                 f"{m['method']}/{m['env']}/{m['model']}/seed {m['seed']} was evaluated on panel/tasks "
                 f"{got[0]}/{got[1]}, the stored {m['env']} cells on {want[0]}/{want[1]}: not comparable"
             )
+    check_starts(new_man, old_man)
     results = _sorted(pd.concat([_without(old_res, both), new_res], ignore_index=True))
     steps = _sorted(pd.concat([_without(old_steps, both), new_steps], ignore_index=True))
     cells = {(m["method"], m["env"], m["model"], int(m["seed"])): m for m in [*old_man, *new_man]}
@@ -154,6 +231,9 @@ def store(profile: str, src: Path, dest: Path, *, overwrite: bool = False, add: 
     profiles = sorted(set(results.profile))
     if profiles != [profile]:
         raise ConfigError(f"{src / 'results.csv'} holds profile(s) {profiles}, not {profile!r}")
+    new_man = read_manifests(src / "manifests.jsonl")
+    check_starts(new_man)
+    starts = warmstart_dirs(new_man)
     stored = dest.exists() and any(dest.iterdir())
     if stored and not (overwrite or add):
         raise ConfigError(
@@ -167,7 +247,7 @@ def store(profile: str, src: Path, dest: Path, *, overwrite: bool = False, add: 
             raise ConfigError(f"{dest} holds profile(s) {sorted(set(old_res.profile))}, not {profile!r}")
         merged = merge(
             (old_res, read_steps(dest / "steps.csv"), old_man),
-            (results, read_steps(src / "steps.csv"), read_manifests(src / "manifests.jsonl")),
+            (results, read_steps(src / "steps.csv"), new_man),
             overwrite=overwrite,
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -180,7 +260,15 @@ def store(profile: str, src: Path, dest: Path, *, overwrite: bool = False, add: 
         else:
             results, _, manifests = merged
             write_collected(tmp, *merged)
-        (tmp / "README.md").write_text(readme(profile, results, manifests, dest.name))
+        if merged is not None and (dest / WARMSTARTS).is_dir():
+            shutil.copytree(dest / WARMSTARTS, tmp / WARMSTARTS)
+        _copy_warmstarts(starts, tmp / WARMSTARTS)
+        kept = sorted(
+            (d.parent.name, d.name)
+            for d in (tmp / WARMSTARTS).glob("*/*")
+            if (d / "model.safetensors").is_file()
+        )
+        (tmp / "README.md").write_text(readme(profile, results, manifests, dest.name, kept))
         if dest.exists():
             old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.old-"))
             old.rmdir()
@@ -197,6 +285,21 @@ def store(profile: str, src: Path, dest: Path, *, overwrite: bool = False, add: 
         if tmp.exists():
             shutil.rmtree(tmp)
     return dest
+
+
+def _copy_warmstarts(starts: dict[tuple[str, str], Path], root: Path) -> None:
+    """Copy each (model, env)'s warm start to root/<model>/<env>/ unless the set keeps it already (then the
+    kept copy must be the same weights: `check_starts` compared the cells' revisions)."""
+    from sdar.models import model_revision
+
+    for (model, env), directory in sorted(starts.items()):
+        target = root / model / env
+        if target.exists():
+            if model_revision(target) != model_revision(directory):
+                raise ConfigError(f"{target} keeps another warm start than {directory}")
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(directory, target)
 
 
 def load(path: Path) -> tuple[pd.DataFrame, list[dict]]:

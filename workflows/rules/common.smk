@@ -186,6 +186,15 @@ def warmstart_flags(wildcards):
     return cached_flags(env) + only
 
 
+def stored_warmstart_flag(wildcards):
+    """`--stored DIR ` where the warm start stored with the baselines is to be reused (the flag's value stays
+    the same whether DIR holds one yet or not, so storing one does not rerun the job).
+    """
+    if not (config["warmstart_from_baselines"] and PER_ENV_WARMSTART):
+        return ""
+    return f"--stored {BASELINES}/warmstarts/{wildcards.model}/{wildcards.env} "
+
+
 def checkpoint_marker(wildcards):
     """What an evaluation-only row evaluates: `vanilla`, or the trained checkpoint of its row (skill_grpo*)."""
     row = get_method(method_from_slug(wildcards.method))
