@@ -558,34 +558,26 @@ def test_baselines_store_keeps_the_warm_start_and_refuses_cells_from_other_weigh
     assert "(tiny-qwen3/webshop)" in (dest / "README.md").read_text()
     stored = {p.relative_to(dest): p.read_bytes() for p in dest.rglob("*") if p.is_file()}
 
+    def add_seed_1(name: str, directory: Path, revision: str | None = None) -> int:
+        """Store --add GRPO seed 1, started from `directory` (its recorded revision: `revision`)."""
+        report = write_report(tmp_path / name, results_frame([("grpo", "webshop", "tiny-qwen3", 1, "acc", 20.0)]),
+                              [started(manifest("grpo", "webshop", 1), directory, revision)])  # fmt: skip
+        return main(
+            ["baselines", "store", "--profile", "mini", "--from", str(report), "--to", str(dest), "--add"]
+        )
+
     other = warm_start(tmp_path / "elsewhere" / "webshop", b"weights of another CPU")
-    second = write_report(tmp_path / "r2", results_frame([("grpo", "webshop", "tiny-qwen3", 1, "acc", 20.0)]),
-                          [started(manifest("grpo", "webshop", 1), other)])  # fmt: skip
-    assert (
-        main(["baselines", "store", "--profile", "mini", "--from", str(second), "--to", str(dest), "--add"])
-        == 2
-    )
+    assert add_seed_1("r2", other) == 2
     err = capsys.readouterr().err
     assert "grpo/webshop/tiny-qwen3/seed 1 started from the model" in err and "not comparable" in err
-    rebuilt = write_report(tmp_path / "r3", results_frame([("grpo", "webshop", "tiny-qwen3", 1, "acc", 20.0)]),
-                           [started(manifest("grpo", "webshop", 1), other, "sha256:0123456789abcdef")])  # fmt: skip
-    assert (
-        main(["baselines", "store", "--profile", "mini", "--from", str(rebuilt), "--to", str(dest), "--add"])
-        == 2
-    )
+    assert add_seed_1("r3", other, "sha256:0123456789abcdef") == 2
     assert "rebuilt since" in capsys.readouterr().err
     assert {
         p.relative_to(dest): p.read_bytes() for p in dest.rglob("*") if p.is_file()
     } == stored  # untouched
 
     # a later sitting's cell from the same weights (restored elsewhere: the same bytes) joins the set
-    again = warm_start(tmp_path / "sitting2" / "webshop", b"weights of sitting 1")
-    third = write_report(tmp_path / "r4", results_frame([("grpo", "webshop", "tiny-qwen3", 1, "acc", 33.0)]),
-                         [started(manifest("grpo", "webshop", 1), again)])  # fmt: skip
-    assert (
-        main(["baselines", "store", "--profile", "mini", "--from", str(third), "--to", str(dest), "--add"])
-        == 0
-    )
+    assert add_seed_1("r4", warm_start(tmp_path / "sitting2" / "webshop", b"weights of sitting 1")) == 0
     assert model_revision(kept) == model_revision(ws)
     assert sorted(pd.read_csv(dest / "results.csv").seed) == [0, 0, 0, 1]
     assert [p.name for p in (dest / "warmstarts" / "tiny-qwen3").iterdir()] == ["webshop"]
