@@ -137,13 +137,13 @@ def starting_model(m: dict) -> tuple[str | None, str | None]:
     return model.get("dir"), model.get("revision")
 
 
-def check_starts(new: list[dict], old: Sequence[dict] = ()) -> dict[tuple[str, str], str]:
-    """(env, model) -> the revision every cell of it started from; refuses a new cell that started from
-    other weights than the cells before it (the stored `old` first, then `new` in order)."""
+def check_starts(new: list[dict], old: Sequence[dict] = ()) -> None:
+    """Refuses a new cell that started from other weights than the cells of its environment and model before
+    it (the stored `old` first, then `new` in order)."""
     revisions: dict[tuple[str, str], str] = {}
     for m in old:
-        if starting_model(m)[1]:
-            revisions.setdefault((m["env"], m["model"]), starting_model(m)[1])
+        if got := starting_model(m)[1]:
+            revisions.setdefault((m["env"], m["model"]), got)
     for m in new:
         got = starting_model(m)[1]
         want = revisions.setdefault((m["env"], m["model"]), got) if got else None
@@ -153,27 +153,28 @@ def check_starts(new: list[dict], old: Sequence[dict] = ()) -> dict[tuple[str, s
                 f"other {m['env']} cells from {want}: not comparable (another warm start; reuse the stored one: "
                 "`sdar-bench warmstart --stored`, or the workflow's warmstart_from_baselines)"
             )
-    return revisions
 
 
-def warmstart_dirs(manifests: list[dict]) -> dict[tuple[str, str], Path]:
-    """(model, env) -> the warm start directory the cells started from, where it is still on disk; refuses
-    one that was rebuilt since (its revision now differs from the recorded one)."""
+def warmstart_dirs(manifests: list[dict]) -> dict[tuple[str, str], tuple[Path, str]]:
+    """(model, env) -> (the warm start directory the cells started from, its recorded revision), where it is
+    still on disk; refuses one that was rebuilt since (its revision now differs from the recorded one). Each
+    directory is hashed once, however many cells started from it."""
     from sdar.models import model_revision
 
-    out = {}
+    out, now = {}, {}
     for m in manifests:
         directory, revision = starting_model(m)
         if not directory or not revision or not (Path(directory) / "warmstart.json").is_file():
             continue
-        now = model_revision(directory)
-        if now != revision:
+        if directory not in now:
+            now[directory] = model_revision(directory)
+        if now[directory] != revision:
             raise ConfigError(
                 f"{directory} is not the warm start {m['method']}/{m['env']}/{m['model']}/seed {m['seed']} "
-                f"started from (revision {now}, recorded {revision}): rebuilt since; store its cells from "
-                "the sitting that ran them"
+                f"started from (revision {now[directory]}, recorded {revision}): rebuilt since; store its cells "
+                "from the sitting that ran them"
             )
-        out[(m["model"], m["env"])] = Path(directory)
+        out[(m["model"], m["env"])] = (Path(directory), revision)
     return out
 
 
@@ -287,15 +288,15 @@ def store(profile: str, src: Path, dest: Path, *, overwrite: bool = False, add: 
     return dest
 
 
-def _copy_warmstarts(starts: dict[tuple[str, str], Path], root: Path) -> None:
+def _copy_warmstarts(starts: dict[tuple[str, str], tuple[Path, str]], root: Path) -> None:
     """Copy each (model, env)'s warm start to root/<model>/<env>/ unless the set keeps it already (then the
     kept copy must be the same weights: `check_starts` compared the cells' revisions)."""
     from sdar.models import model_revision
 
-    for (model, env), directory in sorted(starts.items()):
+    for (model, env), (directory, revision) in sorted(starts.items()):
         target = root / model / env
         if target.exists():
-            if model_revision(target) != model_revision(directory):
+            if model_revision(target) != revision:
                 raise ConfigError(f"{target} keeps another warm start than {directory}")
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
