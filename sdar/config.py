@@ -122,14 +122,37 @@ def from_args(args: argparse.Namespace, extra: dict | None = None) -> Config:
     return configlib.load(Config, args.config, args.set, extra=extra)
 
 
-def write_run_files(cfg: Config, run_dir: str | Path, model_dir: str | Path | None = None) -> None:
-    """config.resolved.yaml + run.json (git SHA and dirty flag, versions, hardware, seed, model revision)."""
+def write_run_files(
+    cfg: Config, run_dir: str | Path, model_dir: str | Path | None = None, *, resuming: bool = False
+) -> None:
+    """config.resolved.yaml + run.json (git SHA and dirty flag, versions, hardware, seed, model revision).
+
+    `resuming`: the run goes on from a checkpoint in `run_dir`, so the run.json already there describes the
+    earlier legs of this run (steps that stay in metrics.jsonl). It is kept under the new run.json's `legs`
+    (oldest first, each a whole manifest without its own `legs`), so a resumed cell still says which code,
+    threads and machine ran its first steps."""
+    import json
+
     from sdar.atomic import atomic_write_json, atomic_write_text
     from sdar.manifest import run_manifest
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    manifest = run_manifest(seed=cfg.run.seed, model_alias=cfg.run.model, model_dir=model_dir)
+    old_path = run_dir / "run.json"
+    if resuming and old_path.is_file():
+        try:
+            old = json.loads(old_path.read_text())
+        except (OSError, ValueError) as e:
+            raise configlib.ConfigError(
+                f"{old_path}: unreadable run manifest of the run to resume ({e}); "
+                "move it aside to resume without the record of the earlier legs"
+            ) from e
+        if not isinstance(old, dict):
+            raise configlib.ConfigError(
+                f"{old_path}: a run manifest must be a JSON object, got {type(old).__name__}"
+            )
+        legs = old.pop("legs", [])
+        manifest["legs"] = [*legs, old]
     atomic_write_text(run_dir / "config.resolved.yaml", configlib.dump_yaml(cfg))
-    atomic_write_json(
-        run_dir / "run.json", run_manifest(seed=cfg.run.seed, model_alias=cfg.run.model, model_dir=model_dir)
-    )
+    atomic_write_json(old_path, manifest)

@@ -114,3 +114,23 @@ def test_resolved_config_round_trips_and_run_json(tmp_path):
 
     assert run["hardware"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert "cpu" in run["hardware"]
+
+
+def test_run_json_of_a_resumed_run_keeps_the_earlier_legs(tmp_path):
+    cfg = configlib.load(Config, sets=["run.seed=3"])
+    write_run_files(cfg, tmp_path)
+    first = json.loads((tmp_path / "run.json").read_text())
+    write_run_files(cfg, tmp_path)  # a fresh start over the directory: the old manifest is not a leg
+    assert "legs" not in json.loads((tmp_path / "run.json").read_text())
+    (tmp_path / "run.json").write_text(json.dumps(first))
+    write_run_files(cfg, tmp_path, resuming=True)
+    write_run_files(cfg, tmp_path, resuming=True)
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert len(run["legs"]) == 2 and run["legs"][0] == first and "legs" not in run["legs"][1]
+    assert run["seed"] == 3 and run["legs"][1]["seed"] == 3
+    # an unreadable manifest stops the resume with the path named, and stays as it was
+    for bad in ("{not json", "[1, 2]"):
+        (tmp_path / "run.json").write_text(bad)
+        with pytest.raises(configlib.ConfigError, match="run.json"):
+            write_run_files(cfg, tmp_path, resuming=True)
+        assert (tmp_path / "run.json").read_text() == bad

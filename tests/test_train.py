@@ -152,6 +152,10 @@ def test_same_seed_gives_identical_files_and_sigkill_resume_matches(cell, tmp_pa
     for out in (full_a, killed):
         assert cli("evaluate", "--run", str(out)).returncode == 0
     assert (killed / "eval.json").read_text() == (full_a / "eval.json").read_text()
+    # run.json keeps the killed leg's manifest: a resumed cell still says what ran its first steps
+    first, resumed = (json.loads((out / "run.json").read_text()) for out in (full_a, killed))
+    assert "legs" not in first and [leg["seed"] for leg in resumed["legs"]] == [1]
+    assert "legs" not in resumed["legs"][0] and resumed["legs"][0]["created"] <= resumed["created"]
     # a finished 2-step run extended to 3 steps: the same file as the 3-step run (its final eval line goes)
     short = tmp_path / "s"
     for steps in (2, 3):
@@ -164,6 +168,7 @@ def test_same_seed_gives_identical_files_and_sigkill_resume_matches(cell, tmp_pa
     res = cli(*train_args(cell, short, "grpo", "webshop", 1, "--set", "train.steps=3"))
     assert res.returncode == 0, res.stderr[-3000:]
     assert (short / "metrics.jsonl").read_text() == (full_a / "metrics.jsonl").read_text()
+    assert len(json.loads((short / "run.json").read_text())["legs"]) == 2  # the 2-step run, the extension
 
 
 def test_truncate_jsonl_drops_every_line_a_resume_rewrites(tmp_path):

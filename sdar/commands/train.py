@@ -81,7 +81,7 @@ def _model_dir(args) -> Path:
 
 def run_train(args) -> int:
     from sdar.methods import get_method
-    from sdar.trainer import train
+    from sdar.trainer import latest_checkpoint, train
 
     cfg = cell_config(args)
     row = get_method(cfg.run.method)
@@ -89,7 +89,8 @@ def run_train(args) -> int:
         raise ConfigError(f"method {cfg.run.method!r} is evaluation-only (it evaluates the {row.checkpoint!r} "
                           f"checkpoint): use `sdar-bench evaluate`")  # fmt: skip
     model_dir = _model_dir(args)
-    config_mod.write_run_files(cfg, args.out, model_dir=model_dir)
+    resuming = latest_checkpoint(args.out) is not None
+    config_mod.write_run_files(cfg, args.out, model_dir=model_dir, resuming=resuming)
     (args.out / "init_model.txt").write_text(str(model_dir.resolve()) + "\n")
     train(cfg, args.out, model_dir=model_dir, log=lambda s: print(s, file=sys.stderr, flush=True))
     return 0
