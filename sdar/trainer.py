@@ -142,6 +142,11 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return None
 
 
+def checkpoint_step(ckpt: Path) -> int:
+    """The step a checkpoint was saved after, read without loading the optimizer state into memory."""
+    return int(torch.load(ckpt / "state.pt", weights_only=False, mmap=True, map_location="cpu")["step"])
+
+
 class NonFiniteLossError(RuntimeError):
     pass
 

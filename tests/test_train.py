@@ -164,11 +164,13 @@ def test_same_seed_gives_identical_files_and_sigkill_resume_matches(cell, tmp_pa
         if steps == 2:
             assert json.loads((short / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 2
     assert (short / "metrics.jsonl").read_text() == (full_a / "metrics.jsonl").read_text()
-    # called again, the finished run redoes nothing and keeps its file (its final eval line included)
+    manifest = (short / "run.json").read_text()
+    assert len(json.loads(manifest)["legs"]) == 1  # the 2-step run; the extension is the manifest itself
+    # called again, the finished run redoes nothing and keeps its files (its final eval line, its run.json)
     res = cli(*train_args(cell, short, "grpo", "webshop", 1, "--set", "train.steps=3"))
     assert res.returncode == 0, res.stderr[-3000:]
     assert (short / "metrics.jsonl").read_text() == (full_a / "metrics.jsonl").read_text()
-    assert len(json.loads((short / "run.json").read_text())["legs"]) == 2  # the 2-step run, the extension
+    assert (short / "run.json").read_text() == manifest  # no leg for a call that trained nothing
 
 
 def test_truncate_jsonl_drops_every_line_a_resume_rewrites(tmp_path):

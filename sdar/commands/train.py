@@ -81,7 +81,7 @@ def _model_dir(args) -> Path:
 
 def run_train(args) -> int:
     from sdar.methods import get_method
-    from sdar.trainer import latest_checkpoint, train
+    from sdar.trainer import checkpoint_step, latest_checkpoint, train
 
     cfg = cell_config(args)
     row = get_method(cfg.run.method)
@@ -89,9 +89,11 @@ def run_train(args) -> int:
         raise ConfigError(f"method {cfg.run.method!r} is evaluation-only (it evaluates the {row.checkpoint!r} "
                           f"checkpoint): use `sdar-bench evaluate`")  # fmt: skip
     model_dir = _model_dir(args)
-    resuming = latest_checkpoint(args.out) is not None
-    config_mod.write_run_files(cfg, args.out, model_dir=model_dir, resuming=resuming)
-    (args.out / "init_model.txt").write_text(str(model_dir.resolve()) + "\n")
+    ckpt = latest_checkpoint(args.out)
+    # a finished run called again trains nothing, so its run files stay as they are (no empty leg in run.json)
+    if ckpt is None or checkpoint_step(ckpt) < cfg.train.steps:
+        config_mod.write_run_files(cfg, args.out, model_dir=model_dir, resuming=ckpt is not None)
+        (args.out / "init_model.txt").write_text(str(model_dir.resolve()) + "\n")
     train(cfg, args.out, model_dir=model_dir, log=lambda s: print(s, file=sys.stderr, flush=True))
     return 0
 
