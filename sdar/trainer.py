@@ -249,10 +249,20 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
     log(f"device {device}, {world} process(es), mixed precision {tc.mixed_precision}")
     run_dir = Path(run_dir)
     metrics_path = run_dir / "metrics.jsonl"
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is not None and checkpoint_step(ckpt) >= tc.steps:
+        # a finished run called again trains nothing: no model is loaded and its files stay as they are
+        state = torch.load(ckpt / "state.pt", weights_only=False, mmap=True, map_location="cpu")
+        if main:
+            truncate_jsonl(metrics_path, state["metrics_lines"], None)
+        log(
+            f"{run_dir} is finished ({ckpt.name} at step {state['step']}, {tc.steps} asked): nothing to train"
+        )
+        lines = metrics_path.read_text().splitlines() if metrics_path.exists() else []
+        return json.loads(lines[-1]) if lines else {}
     suite = make_suite(run.env, getattr(cfg.envs, run.env), cache_dir=cfg.paths.env_cache)
     skills = SkillProvider(run.env, cfg.skills)
     tokenizer = load_tokenizer(model_dir)
-    ckpt = latest_checkpoint(run_dir)
     model = AutoModelForCausalLM.from_pretrained(ckpt / "model" if ckpt else model_dir, dtype=torch.float32)
     model.to(device).train()
     ref = None
@@ -274,8 +284,8 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start = state["step"]
-        if main:  # a finished run called again redoes nothing and keeps its final eval line
-            truncate_jsonl(metrics_path, state["metrics_lines"], start if start < tc.steps else None)
+        if main:  # the lines of the steps the resume runs again go
+            truncate_jsonl(metrics_path, state["metrics_lines"], start)
         log(f"resumed from {ckpt} at step {start}")
     elif main:  # a fresh run never appends to stale logs
         metrics_path.unlink(missing_ok=True)

@@ -169,6 +169,7 @@ def test_same_seed_gives_identical_files_and_sigkill_resume_matches(cell, tmp_pa
     # called again, the finished run redoes nothing and keeps its files (its final eval line, its run.json)
     res = cli(*train_args(cell, short, "grpo", "webshop", 1, "--set", "train.steps=3"))
     assert res.returncode == 0, res.stderr[-3000:]
+    assert "at step 3, 3 asked): nothing to train" in res.stderr and "resumed from" not in res.stderr
     assert (short / "metrics.jsonl").read_text() == (full_a / "metrics.jsonl").read_text()
     assert (short / "run.json").read_text() == manifest  # no leg for a call that trained nothing
 
