@@ -250,9 +250,9 @@ def train(cfg, run_dir: Path, *, model_dir: Path, log=print) -> dict:
     run_dir = Path(run_dir)
     metrics_path = run_dir / "metrics.jsonl"
     ckpt = latest_checkpoint(run_dir)
-    if ckpt is not None and checkpoint_step(ckpt) >= tc.steps:
-        # a finished run called again trains nothing: no model is loaded and its files stay as they are
-        state = torch.load(ckpt / "state.pt", weights_only=False, mmap=True, map_location="cpu")
+    # a finished run called again trains nothing: no model is loaded and its files stay as they are
+    state = torch.load(ckpt / "state.pt", weights_only=False, mmap=True, map_location="cpu") if ckpt else None
+    if state is not None and state["step"] >= tc.steps:
         if main:
             truncate_jsonl(metrics_path, state["metrics_lines"], None)
         log(
