@@ -17,7 +17,7 @@ from sdar.cli import main
 from sdar.configlib import ConfigError
 from sdar.methods import METHODS
 from sdar.report import stats
-from sdar.report.baselines import store
+from sdar.report.baselines import kernel_notes, store
 from sdar.report.collect import RESULT_COLUMNS, STEP_COLUMNS, collect, table1_metrics, write_collected
 from sdar.report.compare import COLUMNS, compare_rows, snakemake_command
 from sdar.report.naming import HEADLINE, TABLE1_METHODS, method_from_slug, method_slug, metric_columns
@@ -399,7 +399,7 @@ def test_baselines_store_refuses_overwrite_and_keeps_old_files(tmp_path, capsys)
     stored = {p.name: p.read_bytes() for p in dest.iterdir()}
     assert sorted(stored) == ["README.md", "manifests.jsonl", "results.csv", "steps.csv"]
     assert stored["results.csv"] == (first / "results.csv").read_bytes()
-    assert "| GRPO (`grpo`) | alfworld | tiny-qwen3 | 0, 1, 2 |" in stored["README.md"].decode()
+    assert "| GRPO (`grpo`) | alfworld | tiny-qwen3 | 0, 1, 2 | ? |" in stored["README.md"].decode()
 
     assert main(["baselines", "store", "--profile", "mini", "--from", str(second), "--to", str(dest)]) == 2
     assert "--overwrite" in capsys.readouterr().err
@@ -522,6 +522,54 @@ def warm_start(directory: Path, weights: bytes) -> Path:
     (directory / "warmstart.json").write_text('{"steps": 1500}\n')
     (directory / "config.resolved.yaml").write_text("warmstart: {max_steps: 1500}\n")
     return directory
+
+
+def on(m: dict, kernels: str) -> dict:
+    """`m` as run on CPU kernels `kernels` (run.json hardware.cpu_capability)."""
+    return {**m, "run": {**(m["run"] or {}), "hardware": {"cpu_capability": kernels}}}
+
+
+def test_kernel_notes_name_cells_read_on_other_cpu_kernels():
+    old = [on(manifest("vanilla", "webshop", s), "AVX2") for s in (0, 1)] + [manifest("grpo", "alfworld", 0)]
+    new = [
+        on(manifest("grpo", "webshop", 0), "AVX2"),  # same kernels: no note
+        on(manifest("sdar", "webshop", 1), "AVX512"),  # other kernels than the stored webshop cells
+        on(manifest("sdar", "alfworld", 0), "AVX512"),  # the stored alfworld cell does not record its kernels
+        on(manifest("sdar", "search_qa", 0), "AVX512"),  # nothing stored for search_qa
+        manifest("opsd", "webshop", 0),  # no record: not compared
+    ]
+    (note,) = kernel_notes(new, old)
+    assert note.startswith(
+        "note: sdar/webshop/tiny-qwen3/seed 1 ran on AVX512 CPU kernels, the stored webshop cells on AVX2"
+    )
+    assert kernel_notes(new, []) == []
+
+
+def test_baselines_store_add_shows_each_cells_cpu_kernels(tmp_path, capsys):
+    """A cell added from a sitting on another CPU is stored, noted on stderr and marked in the README."""
+    dest = tmp_path / "baselines" / "mini_long"
+
+    def add(name, seed, kernels):
+        report = write_report(tmp_path / name, results_frame([("grpo", "webshop", "tiny-qwen3", seed, "acc", 40.0)]),
+                              [on(manifest("grpo", "webshop", seed), kernels)])  # fmt: skip
+        return main(
+            ["baselines", "store", "--profile", "mini", "--from", str(report), "--to", str(dest), "--add"]
+        )
+
+    assert add("r1", 0, "AVX2") == 0 and add("r2", 1, "AVX2") == 0
+    assert "note:" not in capsys.readouterr().err
+    readme = (dest / "README.md").read_text()
+    assert (
+        "| GRPO (`grpo`) | webshop | tiny-qwen3 | 0, 1 | AVX2 |" in readme and "float rounding" not in readme
+    )
+    assert add("r3", 2, "AVX512") == 0
+    assert "grpo/webshop/tiny-qwen3/seed 2 ran on AVX512 CPU kernels, the stored webshop cells on AVX2" in (
+        capsys.readouterr().err
+    )
+    readme = (dest / "README.md").read_text()
+    assert "| GRPO (`grpo`) | webshop | tiny-qwen3 | 0, 1, 2 | AVX2 (0, 1); AVX512 (2) |" in readme
+    assert "float rounding" in readme
+    assert sorted(pd.read_csv(dest / "results.csv").seed) == [0, 1, 2]
 
 
 def started(m: dict, directory: Path, revision: str | None = None) -> dict:

@@ -6,7 +6,9 @@ directory next to the target before renaming it into place, so a reader never se
 `add=True` adds a report's cells to an existing set instead (a grid too long for one sitting, stored as
 its cells finish): a cell already stored is refused unless `overwrite`, and cells evaluated on another
 panel or task list, or started from other weights (run.json's model revision), than the stored cells of their
-environment are refused.
+environment are refused. The README names the CPU kernels each cell ran on (run.json `cpu_capability`), and
+`kernel_notes` names an added cell run on other kernels than the stored cells of its environment: the same
+weights can read a task or two differently there.
 
 `warmstarts/<model>/<env>/` keeps, byte for byte, the warm start the cells of that environment started from
 (their manifests' starting model directory, where it holds a `warmstart.json`): the SFT is exact on one machine
@@ -93,9 +95,10 @@ def readme(
         + (f"; runs created {created[0]} .. {created[-1]}" if created else "")
         + ".",
         "",
-        "| method | env | model | seeds |",
-        "| --- | --- | --- | --- |",
+        "| method | env | model | seeds | CPU kernels |",
+        "| --- | --- | --- | --- | --- |",
     ]
+    kernels = {_cell(m): cpu_kernels(m) for m in manifests}
     for method in method_order(set(cells.method)):
         for env in [e for e in ENVS if e in set(cells.env)] + sorted(set(cells.env) - set(ENVS)):
             for model in sorted(set(cells.model)):
@@ -103,10 +106,58 @@ def readme(
                     cells[(cells.method == method) & (cells.env == env) & (cells.model == model)].seed
                 )
                 if seeds:
-                    lines.append(
-                        f"| {method_label(method)} (`{method}`) | {env} | {model} | {', '.join(map(str, seeds))} |"
+                    by_kernels: dict[str, list[int]] = {}
+                    for s in seeds:
+                        by_kernels.setdefault(kernels.get((method, env, model, int(s)), "?"), []).append(s)
+                    shown = (
+                        next(iter(by_kernels))
+                        if len(by_kernels) == 1
+                        else "; ".join(
+                            f"{k} ({', '.join(map(str, v))})" for k, v in sorted(by_kernels.items())
+                        )
                     )
+                    lines.append(
+                        f"| {method_label(method)} (`{method}`) | {env} | {model} | {', '.join(map(str, seeds))} "
+                        f"| {shown} |"
+                    )
+    if len(set(kernels.values())) > 1:
+        lines += [
+            "",
+            "CPU kernels: the instruction set torch's CPU kernels used (run.json `cpu_capability`). The same",
+            "weights can read a task or two differently on another one (float rounding), so compare cells of",
+            "one environment read on the same kernels where the difference is that small.",
+        ]
     return "\n".join(lines) + "\n"
+
+
+def _cell(m: dict) -> tuple[str, str, str, int]:
+    return m["method"], m["env"], m["model"], int(m["seed"])
+
+
+def cpu_kernels(m: dict) -> str:
+    """The instruction set torch's CPU kernels used for a cell (its run.json `cpu_capability`, e.g. AVX2,
+    AVX512), or "?" where the manifest does not record it."""
+    return ((m.get("run") or {}).get("hardware") or {}).get("cpu_capability") or "?"
+
+
+def kernel_notes(new: Sequence[dict], old: Sequence[dict]) -> list[str]:
+    """One line per cell of `new` whose CPU kernels differ from those of the stored (`old`) cells of its
+    environment and model: the same weights can read a task or two differently there (docs/mini_calibration.md,
+    session 34), which a comparison of such cells should say. Cells without a record are not compared."""
+    stored: dict[tuple[str, str], set[str]] = {}
+    for m in old:
+        if (k := cpu_kernels(m)) != "?":
+            stored.setdefault((m["env"], m["model"]), set()).add(k)
+    notes = []
+    for m in new:
+        k, there = cpu_kernels(m), stored.get((m["env"], m["model"]), set())
+        if k != "?" and there and k not in there:
+            notes.append(
+                f"note: {m['method']}/{m['env']}/{m['model']}/seed {m['seed']} ran on {k} CPU kernels, the stored "
+                f"{m['env']} cells on {', '.join(sorted(there))}: the same weights can read a task or two "
+                "differently there (float rounding); say so where these cells are compared"
+            )
+    return notes
 
 
 def _cell_keys(df: pd.DataFrame) -> set[tuple]:
@@ -209,7 +260,7 @@ def merge(
     check_starts(new_man, old_man)
     results = _sorted(pd.concat([_without(old_res, both), new_res], ignore_index=True))
     steps = _sorted(pd.concat([_without(old_steps, both), new_steps], ignore_index=True))
-    cells = {(m["method"], m["env"], m["model"], int(m["seed"])): m for m in [*old_man, *new_man]}
+    cells = {_cell(m): m for m in [*old_man, *new_man]}
     manifests = [cells[k] for k in sorted(cells, key=cell_order(k[0] for k in cells))]
     return results, steps, manifests
 
