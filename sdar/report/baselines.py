@@ -125,7 +125,8 @@ def readme(
             "",
             "CPU kernels: the instruction set torch's CPU kernels used (run.json `cpu_capability`). The same",
             "weights can read a task or two differently on another one (float rounding), so compare cells of",
-            "one environment read on the same kernels where the difference is that small.",
+            "one environment read on the same kernels where the difference is that small (`?`: not recorded,",
+            "a run from before run.json recorded it).",
         ]
     return "\n".join(lines) + "\n"
 
