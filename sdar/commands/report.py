@@ -182,16 +182,15 @@ def _compare_through_workflow(args) -> int:
 
 
 def run_store(args) -> int:
-    from sdar.report.baselines import kernel_notes, store
-    from sdar.report.collect import read_manifests
+    from sdar.report.baselines import store
 
-    dest = args.dest or REPO / "results" / "baselines" / args.profile
-    kept = dest / "manifests.jsonl"
-    old = read_manifests(kept) if args.add and kept.is_file() else []
-    new = read_manifests(args.src / "manifests.jsonl") if (args.src / "manifests.jsonl").is_file() else []
-    notes = kernel_notes(new, old)
-    dest = store(args.profile, args.src, dest, overwrite=args.overwrite, add=args.add)
-    for line in notes:
-        print(line, file=sys.stderr)
+    dest = store(
+        args.profile,
+        args.src,
+        args.dest or REPO / "results" / "baselines" / args.profile,
+        overwrite=args.overwrite,
+        add=args.add,
+        note=lambda line: print(line, file=sys.stderr),
+    )
     print(dest)
     return 0

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -266,12 +266,21 @@ def merge(
     return results, steps, manifests
 
 
-def store(profile: str, src: Path, dest: Path, *, overwrite: bool = False, add: bool = False) -> Path:
+def store(
+    profile: str,
+    src: Path,
+    dest: Path,
+    *,
+    overwrite: bool = False,
+    add: bool = False,
+    note: Callable[[str], None] | None = None,
+) -> Path:
     """Copy a report directory's results.csv, steps.csv and manifests.jsonl to `dest` with a README.
 
     Fails (nothing changed) when a file is missing, when the results are of another profile, or when `dest`
     already holds stored baselines and `overwrite` is False. With `add`, `src`'s cells join those stored in
-    `dest` (see `merge`; an empty `dest` is created).
+    `dest` (see `merge`; an empty `dest` is created). `note` receives, once the set is written, a line per
+    added cell run on other CPU kernels than the stored cells of its environment (`kernel_notes`).
     """
     src, dest = Path(src), Path(dest)
     for name in FILES:
@@ -293,9 +302,10 @@ def store(profile: str, src: Path, dest: Path, *, overwrite: bool = False, add: 
             f"stored baselines already exist in {dest}; pass --overwrite to replace them on purpose "
             "(or --add to add cells to them)"
         )
-    merged = None
+    merged, notes = None, []
     if add and stored:
         old_res, old_man = load(dest)
+        notes = kernel_notes(new_man, old_man)
         if sorted(set(old_res.profile)) != [profile]:
             raise ConfigError(f"{dest} holds profile(s) {sorted(set(old_res.profile))}, not {profile!r}")
         merged = merge(
@@ -337,6 +347,8 @@ def store(profile: str, src: Path, dest: Path, *, overwrite: bool = False, add: 
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+    for line in notes if note else ():
+        note(line)
     return dest
 
 
